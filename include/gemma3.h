@@ -1,0 +1,106 @@
+/* gemma3.h: the public C API of libgemma3, the engine behind gemma-chat.
+ *
+ * A g3_model is a Gemma 3 text model loaded from a GGUF file (memory-mapped:
+ * the weights are used in place). A g3_context is one sequence's state: the
+ * KV cache (all positions for global layers, a ring of window + batch slots
+ * for sliding-window layers) and the scratch buffers of the forward pass.
+ * Evaluate tokens with g3_eval; it appends them to the context and can return
+ * the logits of every position.
+ *
+ * Every function that can fail returns 0 on success and -1 on failure, with a
+ * message in the g3_error (what was wrong, and where). Nothing aborts.
+ * Limits: one sequence per context; a context is not thread-safe.
+ */
+#ifndef GEMMA3_H
+#define GEMMA3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define G3_ERROR_MSG_MAX 512
+typedef struct g3_error {
+    char msg[G3_ERROR_MSG_MAX];
+} g3_error;
+
+#define G3_MAX_LAYERS 256
+
+/* Hyperparameters, read from the gemma3.* keys. */
+typedef struct g3_config {
+    uint32_t n_layer;
+    uint32_t n_embd;
+    uint32_t n_ff;
+    uint32_t n_head;
+    uint32_t n_head_kv;
+    uint32_t head_dim;      /* attention.key_length (== value_length) */
+    uint32_t n_vocab;       /* rows of token_embd */
+    uint32_t n_ctx_train;   /* context_length */
+    uint32_t window;        /* attention.sliding_window; 0 = none */
+    float rms_eps;
+    float rope_base_global; /* rope.freq_base */
+    float rope_base_local;  /* rope.freq_base_swa or 10000 */
+    float rope_scale_global;/* linear scaling factor (1 = none); local layers use none */
+    float attn_scale;       /* 1/sqrt(head_dim), 27B: 1/sqrt(n_embd/n_head) */
+    float attn_softcap;     /* 0 = absent */
+    float final_softcap;    /* 0 = absent */
+    bool is_global[G3_MAX_LAYERS];
+} g3_config;
+
+typedef struct g3_model g3_model;
+typedef struct g3_context g3_context;
+
+int g3_model_load(const char *path, g3_model **out, g3_error *err);
+void g3_model_free(g3_model *model);
+const g3_config *g3_model_config(const g3_model *model);
+/* Architecture, hyperparameters, tensor types and sizes, global layers. */
+void g3_model_print_info(const g3_model *model, FILE *out);
+
+typedef struct g3_context_params {
+    uint32_t n_ctx;    /* positions the context can hold; 0 = the model's */
+    uint32_t n_ubatch; /* tokens per forward pass chunk; 0 = 512 */
+} g3_context_params;
+
+int g3_context_new(const g3_model *model, const g3_context_params *params, g3_context **out,
+                   g3_error *err);
+void g3_context_free(g3_context *ctx);
+uint32_t g3_context_n_past(const g3_context *ctx);
+uint32_t g3_context_n_ctx(const g3_context *ctx);
+/* Forgets everything after the first n_keep positions (for a rollback that
+ * reaches past the sliding-window slack, the caller must re-evaluate). */
+int g3_context_truncate(g3_context *ctx, uint32_t n_keep, g3_error *err);
+
+/* Appends n tokens. logits: NULL for none; with all_logits, room for
+ * n x n_vocab floats (row i = distribution of the token after tokens[i]);
+ * without, room for n_vocab floats (the last position's row). Bad ids, an
+ * empty sequence or one that does not fit leave the context untouched. */
+int g3_eval(g3_context *ctx, const int32_t *tokens, uint32_t n, float *logits, bool all_logits,
+            g3_error *err);
+
+/* Appends n positions given as input embeddings (n x n_embd, not scaled by
+ * sqrt(n_embd): image soft tokens). With `bidirectional`, the n positions
+ * attend to each other in both directions (one image). logits as g3_eval. */
+int g3_eval_embeddings(g3_context *ctx, const float *embd, uint32_t n, bool bidirectional,
+                       float *logits, bool all_logits, g3_error *err);
+
+/* Random-weight model of a real Gemma 3 shape, in the real GGUF layout. */
+typedef struct g3_test_model_params {
+    const char *shape;      /* "tiny", "1b", "4b", "12b", "27b" */
+    const char *type;       /* weight type for matrices: f32 f16 bf16 q8_0 q4_0 q5_0 q4_k q5_k q6_k */
+    uint64_t seed;
+    const char *vocab_path; /* NULL: a small built-in tokenizer; else copy tokenizer.* from it */
+    const char *out_path;
+    bool progress;          /* progress on stderr */
+} g3_test_model_params;
+
+int g3_make_test_model(const g3_test_model_params *params, g3_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,22 @@
+/* app.h: the gemma-chat subcommands and the small helpers they share. */
+#ifndef G3_APP_APP_H
+#define G3_APP_APP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gemma3.h"
+
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_make_test_model(int argc, char **argv);
+
+/* Argument helpers: each prints "gemma-chat CMD: ..." and returns -1 on bad input. */
+int app_parse_u32(const char *cmd, const char *flag, const char *text, uint32_t min, uint32_t max,
+                  uint32_t *out);
+int app_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
+/* Returns the value after a flag, or NULL (with a message) when it is missing. */
+const char *app_flag_value(const char *cmd, int argc, char **argv, int *i);
+void app_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,247 @@
+/* gemma-chat eval: the interface the golden tests use. Keep it stable.
+ *   eval -m MODEL (--tokens 2,9259,... | --tokens-file F.json) [--chunk N]
+ *        [--logits OUT.f32] [--generate N] [-c N]
+ * Logits: float32 little-endian, row-major [n_pos][n_vocab]. --generate N
+ * prints the N greedy ids that follow (ties go to the lowest id) as a JSON
+ * array on stdout. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app/app.h"
+
+static const char *k_cmd = "eval";
+
+typedef struct eval_opts {
+    const char *model, *tokens, *tokens_file, *prompt_file, *logits_path;
+    uint32_t chunk, generate, n_ctx;
+} eval_opts;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: gemma-chat eval -m MODEL (--tokens 2,9259,... | --tokens-file F.json | --prompt-file F)\n"
+            "                       [--chunk N] [--logits OUT.f32] [--generate N] [-c N]\n"
+            "  --chunk N     feed the sequence N tokens at a time (through the KV cache)\n"
+            "  --logits F    write float32 logits for every position, [n_pos][n_vocab]\n"
+            "  --generate N  print the N greedy token ids that follow, as a JSON array\n"
+            "  -c N          context size (default: sequence + generated, at most the model's)\n");
+}
+
+static int push_token(int32_t **ids, uint32_t *n, uint32_t *cap, long long v, const char *where) {
+    if (v < 0 || v > INT32_MAX) {
+        app_error(k_cmd, "token id %lld in %s is out of range", v, where);
+        return -1;
+    }
+    if (*n == *cap) {
+        uint32_t grown_cap = *cap ? *cap * 2 : 64;
+        int32_t *grown = realloc(*ids, sizeof **ids * grown_cap);
+        if (!grown) {
+            app_error(k_cmd, "out of memory");
+            return -1;
+        }
+        *ids = grown;
+        *cap = grown_cap;
+    }
+    (*ids)[(*n)++] = (int32_t)v;
+    return 0;
+}
+
+static int parse_token_list(const char *text, int32_t **ids, uint32_t *n) {
+    uint32_t cap = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno || (*end && *end != ',')) {
+            app_error(k_cmd, "--tokens expects comma-separated integers, bad entry at '%.20s'", p);
+            return -1;
+        }
+        if (push_token(ids, n, &cap, v, "--tokens")) return -1;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int parse_token_file(const char *path, int32_t **ids, uint32_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        app_error(k_cmd, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    do {
+        if (cap - len < 4096) {
+            char *grown = realloc(buf, cap = cap * 2 + 65536);
+            if (!grown) { free(buf); fclose(f); app_error(k_cmd, "out of memory"); return -1; }
+            buf = grown;
+        }
+        got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+    } while (got > 0);
+    fclose(f);
+    buf[len] = 0;
+    cJSON *json = cJSON_Parse(buf);
+    free(buf);
+    if (!cJSON_IsArray(json)) {
+        app_error(k_cmd, "'%s' is not a JSON array of token ids", path);
+        cJSON_Delete(json);
+        return -1;
+    }
+    uint32_t count = 0;
+    int rc = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, json) {
+        if (!cJSON_IsNumber(item) || item->valuedouble != (double)(long long)item->valuedouble) {
+            app_error(k_cmd, "'%s': entry %u is not an integer", path, *n);
+            rc = -1;
+            break;
+        }
+        if ((rc = push_token(ids, n, &count, (long long)item->valuedouble, path))) break;
+    }
+    cJSON_Delete(json);
+    return rc;
+}
+
+static int parse_args(int argc, char **argv, eval_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        const char *v = app_flag_value(k_cmd, argc, argv, &i);
+        if (!v) return -1;
+        if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) o->model = v;
+        else if (strcmp(a, "--tokens") == 0) o->tokens = v;
+        else if (strcmp(a, "--tokens-file") == 0) o->tokens_file = v;
+        else if (strcmp(a, "--prompt-file") == 0) o->prompt_file = v;
+        else if (strcmp(a, "--logits") == 0) o->logits_path = v;
+        else if (strcmp(a, "--chunk") == 0) { if (app_parse_u32(k_cmd, a, v, 1, UINT32_MAX, &o->chunk)) return -1; }
+        else if (strcmp(a, "--generate") == 0) { if (app_parse_u32(k_cmd, a, v, 0, 1u << 20, &o->generate)) return -1; }
+        else if (strcmp(a, "-c") == 0 || strcmp(a, "--ctx-size") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1u << 24, &o->n_ctx)) return -1; }
+        else {
+            app_error(k_cmd, "unknown option '%s'", a);
+            return -1;
+        }
+    }
+    if (!o->model) { app_error(k_cmd, "-m MODEL is required"); return -1; }
+    int sources = !!o->tokens + !!o->tokens_file + !!o->prompt_file;
+    if (sources != 1) {
+        app_error(k_cmd, "give exactly one of --tokens, --tokens-file, --prompt-file");
+        return -1;
+    }
+    if (o->prompt_file) {
+        app_error(k_cmd, "--prompt-file needs the tokenizer, which is not built yet; use --tokens or --tokens-file");
+        return -1;
+    }
+    return 0;
+}
+
+static uint32_t argmax(const float *row, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (row[i] > row[best]) best = i; /* strict: ties keep the lowest id */
+    return best;
+}
+
+static int write_logits(const char *path, const float *logits, size_t count) {
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        app_error(k_cmd, "cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    size_t w = fwrite(logits, sizeof(float), count, f);
+    if (fclose(f) != 0 || w != count) {
+        app_error(k_cmd, "cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Evaluates the prompt (in chunks) and the greedy continuation. */
+static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t n) {
+    const g3_config *cfg = g3_model_config(model);
+    g3_error err;
+    uint64_t need = (uint64_t)n + o->generate;
+    uint32_t n_ctx = o->n_ctx ? o->n_ctx : (uint32_t)(need < cfg->n_ctx_train ? need : cfg->n_ctx_train);
+    g3_context_params cp = {.n_ctx = n_ctx};
+    g3_context *ctx;
+    if (g3_context_new(model, &cp, &ctx, &err)) { app_error(k_cmd, "%s", err.msg); return -1; }
+    float *logits = malloc(sizeof(float) * (size_t)n * cfg->n_vocab);
+    int64_t *generated = malloc(sizeof(int64_t) * (o->generate + 1));
+    int rc = -1;
+    if (!logits || !generated) { app_error(k_cmd, "out of memory for %u x %u logits", n, cfg->n_vocab); goto done; }
+    double t0 = now_s();
+    uint32_t chunk = o->chunk ? o->chunk : n;
+    for (uint32_t done = 0; done < n; done += chunk) {
+        uint32_t len = n - done < chunk ? n - done : chunk;
+        if (g3_eval(ctx, ids + done, len, logits + (size_t)done * cfg->n_vocab, true, &err)) {
+            app_error(k_cmd, "%s", err.msg);
+            goto done;
+        }
+    }
+    double t1 = now_s();
+    if (o->logits_path && write_logits(o->logits_path, logits, (size_t)n * cfg->n_vocab)) goto done;
+    float *row = logits + (size_t)(n - 1) * cfg->n_vocab;
+    for (uint32_t g = 0; g < o->generate; g++) {
+        int32_t next = (int32_t)argmax(row, cfg->n_vocab);
+        generated[g] = next;
+        if (g + 1 < o->generate && g3_eval(ctx, &next, 1, row, false, &err)) {
+            app_error(k_cmd, "%s", err.msg);
+            goto done;
+        }
+    }
+    double t2 = now_s();
+    if (o->generate) {
+        printf("[");
+        for (uint32_t g = 0; g < o->generate; g++) printf(g ? ", %lld" : "%lld", (long long)generated[g]);
+        printf("]\n");
+    }
+    fprintf(stderr, "eval: %u tokens in %.3f s (%.1f tok/s)", n, t1 - t0, n / (t1 - t0 + 1e-9));
+    if (o->generate) fprintf(stderr, "; generated %u in %.3f s", o->generate, t2 - t1);
+    fprintf(stderr, "\n");
+    rc = 0;
+done:
+    free(logits);
+    free(generated);
+    g3_context_free(ctx);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_opts o = {0};
+    if (parse_args(argc, argv, &o)) return 2;
+    int32_t *ids = NULL;
+    uint32_t n = 0;
+    if (o.tokens ? parse_token_list(o.tokens, &ids, &n) : parse_token_file(o.tokens_file, &ids, &n)) {
+        free(ids);
+        return 2;
+    }
+    if (n == 0) {
+        app_error(k_cmd, "the token sequence is empty");
+        free(ids);
+        return 2;
+    }
+    g3_error err;
+    g3_model *model;
+    if (g3_model_load(o.model, &model, &err)) {
+        app_error(k_cmd, "%s", err.msg);
+        free(ids);
+        return 1;
+    }
+    int rc = run(&o, model, ids, n) ? 1 : 0;
+    g3_model_free(model);
+    free(ids);
+    return rc;
+}

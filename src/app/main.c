@@ -1,0 +1,40 @@
+/* gemma-chat: Gemma 3 chat and tools. One binary, one subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "app/app.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command k_commands[] = {
+    {"eval", cmd_eval, "evaluate a token sequence: logits of every position, greedy continuation"},
+    {"info", cmd_info, "print a model's architecture, hyperparameters and tensors"},
+    {"make-test-model", cmd_make_test_model, "write a random-weight Gemma 3 model of a real shape"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: gemma-chat COMMAND [options]   (gemma-chat COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        fprintf(out, "  %-16s %s\n", k_commands[i].name, k_commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("gemma-chat 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        if (strcmp(argv[1], k_commands[i].name) == 0) return k_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "gemma-chat: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

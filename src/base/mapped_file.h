@@ -1,0 +1,20 @@
+/* mapped_file.h: read-only memory mapping of a whole file.
+ * Model weights are used in place from the map (never copied to the heap),
+ * so the OS page cache is the only copy and loading is instant. */
+#ifndef G3_BASE_MAPPED_FILE_H
+#define G3_BASE_MAPPED_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef struct g3_mapped_file {
+    const uint8_t *data; /* NULL for an empty file */
+    size_t size;
+} g3_mapped_file;
+
+int g3_mapped_file_open(const char *path, g3_mapped_file *out, g3_error *err);
+void g3_mapped_file_close(g3_mapped_file *f);
+
+#endif

@@ -1,0 +1,199 @@
+/* test_golden_text: every golden text model x sequence through `gemma-chat
+ * eval`, in one pass and in chunks of 7, against both references.
+ *
+ * Acceptance (golden/tiny-gemma3/README.md), per case and per mode:
+ *  (a) max|d| <= 5e-3 against exact.f32 and greedy == exact_greedy.json, or
+ *  (b) max|d| <= 2e-2 against logits.f32 (llama.cpp) and greedy == greedy.json, or
+ *  (c) quantized files only: max|d| and mean|d| against exact.f32 at most
+ *      1.25 x llama.cpp's own, and argmax agreement with exact at least
+ *      llama.cpp's minus 2 points.
+ * Models and sequences are discovered from the folder, so added cases run too. */
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "test_util.h"
+
+#define GOLDEN G3_GOLDEN_DIR "/tiny-gemma3"
+
+typedef struct golden_case {
+    char model[64]; /* e.g. g3-1b-s1234-q4_0 */
+    char seq[64];   /* e.g. long */
+} golden_case;
+
+typedef struct diff {
+    double max, mean, argmax_agree; /* argmax agreement in percent */
+} diff;
+
+static diff compare(const float *a, const float *b, size_t n_pos, size_t n_vocab) {
+    diff d = {0, 0, 0};
+    size_t agree = 0;
+    for (size_t p = 0; p < n_pos; p++) {
+        const float *ra = a + p * n_vocab, *rb = b + p * n_vocab;
+        size_t ia = 0, ib = 0;
+        for (size_t v = 0; v < n_vocab; v++) {
+            double e = fabs((double)ra[v] - rb[v]);
+            if (e > d.max || isnan(e)) d.max = isnan(e) ? INFINITY : e;
+            d.mean += e;
+            if (ra[v] > ra[ia]) ia = v;
+            if (rb[v] > rb[ib]) ib = v;
+        }
+        agree += ia == ib;
+    }
+    d.mean /= (double)(n_pos * n_vocab);
+    d.argmax_agree = 100.0 * agree / n_pos;
+    return d;
+}
+
+static float *read_f32(const char *path, size_t *count) {
+    size_t bytes;
+    uint8_t *data = tu_read_file(path, &bytes);
+    if (!data) return NULL;
+    *count = bytes / sizeof(float);
+    return (float *)data;
+}
+
+static long read_ids(const char *path, int64_t **ids) {
+    char *text = (char *)tu_read_file(path, NULL);
+    if (!text) return -1;
+    const char *p = strstr(text, "\"tokens\"");
+    long n = tu_parse_int_array(p ? p : text, ids);
+    free(text);
+    return n;
+}
+
+static bool same_ids(const int64_t *a, long na, const int64_t *b, long nb) {
+    return na == nb && memcmp(a, b, sizeof *a * (size_t)na) == 0;
+}
+
+static bool is_quantized(const char *model) {
+    return strstr(model, "q8_0") || strstr(model, "q6_k") || strstr(model, "q4_k") || strstr(model, "q4_0") ||
+           strstr(model, "q5_");
+}
+
+static void run_mode(const golden_case *c, int chunk) {
+    char cmd[2048], out_path[512], base[512];
+    snprintf(base, sizeof base, GOLDEN "/text/%s/%s", c->model, c->seq);
+    snprintf(out_path, sizeof out_path, G3_TEST_TMP "/golden-%s-%s-%d.f32", c->model, c->seq, chunk);
+    char chunk_arg[32] = "";
+    if (chunk) snprintf(chunk_arg, sizeof chunk_arg, "--chunk %d", chunk);
+    snprintf(cmd, sizeof cmd, "%s eval -m " GOLDEN "/models/%s.gguf --tokens-file %s.tokens.json "
+             "--logits %s --generate 20 %s 2>&1",
+             G3_BINARY, c->model, base, out_path, chunk_arg);
+    int status;
+    char *out = tu_run(cmd, &status);
+    assert_non_null(out);
+    if (status != 0) fail_msg("eval failed (%d): %s\n%s", status, cmd, out);
+
+    char path[600];
+    size_t n_ours, n_exact, n_ref;
+    float *ours = read_f32(out_path, &n_ours);
+    snprintf(path, sizeof path, "%s.exact.f32", base);
+    float *exact = read_f32(path, &n_exact);
+    snprintf(path, sizeof path, "%s.logits.f32", base);
+    float *ref = read_f32(path, &n_ref);
+    int64_t *tokens, *greedy, *g_exact, *g_ref;
+    snprintf(path, sizeof path, "%s.tokens.json", base);
+    long n_pos = read_ids(path, &tokens);
+    long n_greedy = tu_parse_int_array(strrchr(out, '['), &greedy); /* last line is the array */
+    snprintf(path, sizeof path, "%s.exact_greedy.json", base);
+    long n_gexact = read_ids(path, &g_exact);
+    snprintf(path, sizeof path, "%s.greedy.json", base);
+    long n_gref = read_ids(path, &g_ref);
+    assert_non_null(ours);
+    assert_non_null(exact);
+    assert_non_null(ref);
+    assert_true(n_pos > 0 && n_greedy == 20 && n_gexact == 20 && n_gref == 20);
+    assert_int_equal(n_ours, n_exact);
+    assert_int_equal(n_ours, n_ref);
+    size_t n_vocab = n_ours / (size_t)n_pos;
+
+    diff de = compare(ours, exact, (size_t)n_pos, n_vocab);
+    diff dr = compare(ours, ref, (size_t)n_pos, n_vocab);
+    diff llama = compare(ref, exact, (size_t)n_pos, n_vocab); /* llama.cpp vs exact */
+    bool a = de.max <= 5e-3 && same_ids(greedy, n_greedy, g_exact, n_gexact);
+    bool b = dr.max <= 2e-2 && same_ids(greedy, n_greedy, g_ref, n_gref);
+    bool cq = is_quantized(c->model) && de.max <= 1.25 * llama.max && de.mean <= 1.25 * llama.mean &&
+              de.argmax_agree >= llama.argmax_agree - 2.0;
+    printf("%-22s %-5s %-8s vs exact max %.2e mean %.2e | vs llama.cpp max %.2e mean %.2e | "
+           "greedy=exact %s greedy=llama %s | rule %s\n",
+           c->model, c->seq, chunk ? "chunk7" : "one-pass", de.max, de.mean, dr.max, dr.mean,
+           same_ids(greedy, n_greedy, g_exact, n_gexact) ? "yes" : "no",
+           same_ids(greedy, n_greedy, g_ref, n_gref) ? "yes" : "no", a ? "a" : b ? "b" : cq ? "c" : "FAIL");
+    bool ok = a || b || cq;
+    free(out); free(ours); free(exact); free(ref); free(tokens); free(greedy); free(g_exact); free(g_ref);
+    remove(out_path);
+    if (!ok) fail_msg("%s/%s (%s) is outside the golden tolerances", c->model, c->seq, chunk ? "chunk 7" : "one pass");
+}
+
+static void test_case(void **state) {
+    const golden_case *c = *state;
+    run_mode(c, 0);
+    run_mode(c, 7);
+}
+
+static int cmp_case(const void *a, const void *b) {
+    const golden_case *x = a, *y = b;
+    int r = strcmp(x->model, y->model);
+    return r ? r : strcmp(x->seq, y->seq);
+}
+
+/* Every text/<model>/<seq>.tokens.json whose model file exists. */
+static size_t discover(golden_case **out) {
+    size_t n = 0, cap = 64;
+    golden_case *cases = malloc(cap * sizeof *cases);
+    DIR *top = opendir(GOLDEN "/text");
+    struct dirent *m;
+    while (cases && top && (m = readdir(top))) {
+        if (m->d_name[0] == '.' || strlen(m->d_name) >= 64) continue;
+        char dir[600];
+        snprintf(dir, sizeof dir, GOLDEN "/text/%s", m->d_name);
+        DIR *d = opendir(dir);
+        struct dirent *f;
+        while (d && (f = readdir(d))) {
+            const char *suffix = strstr(f->d_name, ".tokens.json");
+            if (!suffix || suffix[12] != 0 || (size_t)(suffix - f->d_name) >= 64) continue;
+            if (n == cap) cases = realloc(cases, (cap *= 2) * sizeof *cases);
+            if (!cases) break;
+            snprintf(cases[n].model, 64, "%s", m->d_name);
+            snprintf(cases[n].seq, 64, "%.*s", (int)(suffix - f->d_name), f->d_name);
+            n++;
+        }
+        if (d) closedir(d);
+    }
+    if (top) closedir(top);
+    if (cases) qsort(cases, n, sizeof *cases, cmp_case);
+    *out = cases;
+    return n;
+}
+
+int main(void) {
+    golden_case *cases;
+    size_t n = discover(&cases);
+    if (n == 0) {
+        fprintf(stderr, "no golden cases found under %s\n", GOLDEN "/text");
+        return 1;
+    }
+    struct CMUnitTest *tests = calloc(n, sizeof *tests);
+    char (*names)[160] = calloc(n, sizeof *names);
+    if (!tests || !names) return 1;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "%s/%s", cases[i].model, cases[i].seq);
+        tests[i].name = names[i];
+        tests[i].test_func = test_case;
+        tests[i].initial_state = &cases[i];
+    }
+    int rc = _cmocka_run_group_tests("golden_text", tests, n, NULL, NULL);
+    free(tests);
+    free(names);
+    free(cases);
+    return rc;
+}
