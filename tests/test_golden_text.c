@@ -94,7 +94,7 @@ static void run_mode(const golden_case *c, int chunk) {
     if (status != 0) fail_msg("eval failed (%d): %s\n%s", status, cmd, out);
 
     char path[600];
-    size_t n_ours, n_exact, n_ref;
+    size_t n_ours = 0, n_exact = 0, n_ref = 0;
     float *ours = read_f32(out_path, &n_ours);
     snprintf(path, sizeof path, "%s.exact.f32", base);
     float *exact = read_f32(path, &n_exact);

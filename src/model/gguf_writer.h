@@ -14,6 +14,8 @@
  *   g3_gguf_writer_data(w, bytes, n, &err); ...   (all tensors, in order)
  *   g3_gguf_writer_close(w, &err);   (fails if bytes are missing)
  * On any failure call g3_gguf_writer_abort(w), which removes the partial file.
+ * The exception is close: it frees w whether it succeeds or not (a failed
+ * close deletes the partial file itself), so never abort after close.
  */
 #ifndef G3_MODEL_GGUF_WRITER_H
 #define G3_MODEL_GGUF_WRITER_H
