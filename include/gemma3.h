@@ -63,6 +63,7 @@ void g3_model_print_info(const g3_model *model, FILE *out);
 typedef struct g3_context_params {
     uint32_t n_ctx;    /* positions the context can hold; 0 = the model's */
     uint32_t n_ubatch; /* tokens per forward pass chunk; 0 = 512 */
+    uint32_t n_threads;/* worker threads; 0 = physical cores */
 } g3_context_params;
 
 int g3_context_new(const g3_model *model, const g3_context_params *params, g3_context **out,

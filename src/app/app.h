@@ -10,13 +10,24 @@
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_make_test_model(int argc, char **argv);
+int cmd_run(int argc, char **argv);          /* cmd_run.c */
+int cmd_chat(int argc, char **argv);         /* cmd_chat.c */
+int cmd_tokenize(int argc, char **argv);     /* cmd_tokenize.c */
+int cmd_detokenize(int argc, char **argv);   /* cmd_tokenize.c */
 
 /* Argument helpers: each prints "gemma-chat CMD: ..." and returns -1 on bad input. */
 int app_parse_u32(const char *cmd, const char *flag, const char *text, uint32_t min, uint32_t max,
                   uint32_t *out);
 int app_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
+/* Reads a whole text file (NUL-terminated, malloc'd); NULL with a message
+ * when it cannot, or when it holds NUL bytes (text would be cut there). */
+char *app_read_text_file(const char *cmd, const char *path);
 /* Returns the value after a flag, or NULL (with a message) when it is missing. */
 const char *app_flag_value(const char *cmd, int argc, char **argv, int *i);
 void app_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+struct g3_gen_stats;
+/* "prefill N tokens, X tok/s; generated M tokens, Y tok/s" on stderr. */
+void app_print_stats(const struct g3_gen_stats *st);
 
 #endif

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "app/app.h"
 
@@ -45,4 +46,37 @@ const char *app_flag_value(const char *cmd, int argc, char **argv, int *i) {
         return NULL;
     }
     return argv[++*i];
+}
+
+char *app_read_text_file(const char *cmd, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        app_error(cmd, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    do {
+        if (cap - len < 4096) {
+            char *grown = realloc(buf, cap = cap * 2 + 65536);
+            if (!grown) {
+                free(buf);
+                fclose(f);
+                app_error(cmd, "out of memory reading '%s'", path);
+                return NULL;
+            }
+            buf = grown;
+        }
+        got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+    } while (got > 0);
+    bool failed = ferror(f);
+    fclose(f);
+    buf[len] = 0;
+    if (failed || memchr(buf, 0, len)) {
+        app_error(cmd, failed ? "cannot read '%s'" : "'%s' contains NUL bytes; not a text file", path);
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }

@@ -1,5 +1,5 @@
 /* gemma-chat eval: the interface the golden tests use. Keep it stable.
- *   eval -m MODEL (--tokens 2,9259,... | --tokens-file F.json) [--chunk N]
+ *   eval -m MODEL (--tokens 2,9259,... | --tokens-file F.json | --prompt-file F) [--chunk N]
  *        [--logits OUT.f32] [--generate N] [-c N]
  * Logits: float32 little-endian, row-major [n_pos][n_vocab]. --generate N
  * prints the N greedy ids that follow (ties go to the lowest id) as a JSON
@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "app/app.h"
+#include "gemma3_text.h"
 
 static const char *k_cmd = "eval";
 
@@ -24,6 +25,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: gemma-chat eval -m MODEL (--tokens 2,9259,... | --tokens-file F.json | --prompt-file F)\n"
             "                       [--chunk N] [--logits OUT.f32] [--generate N] [-c N]\n"
+            "  --prompt-file F  tokenize F's bytes with the model's vocabulary (<bos> added,\n"
+            "                control tokens such as <start_of_turn> in the text parsed)\n"
             "  --chunk N     feed the sequence N tokens at a time (through the KV cache)\n"
             "  --logits F    write float32 logits for every position, [n_pos][n_vocab]\n"
             "  --generate N  print the N greedy token ids that follow, as a JSON array\n"
@@ -135,10 +138,62 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         app_error(k_cmd, "give exactly one of --tokens, --tokens-file, --prompt-file");
         return -1;
     }
-    if (o->prompt_file) {
-        app_error(k_cmd, "--prompt-file needs the tokenizer, which is not built yet; use --tokens or --tokens-file");
+    return 0;
+}
+
+/* --prompt-file: the file's exact bytes, tokenized the way the golden prompts
+ * were (llama.cpp add_special = true, parse_special = true: <bos> first, and
+ * <start_of_turn> etc. written in the file are control tokens). */
+static char *read_prompt(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        app_error(k_cmd, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0, got = 1;
+    while (got > 0) {
+        if (n == cap) {
+            char *grown = cap < (1u << 30) ? realloc(buf, cap = cap * 2 + 65536) : NULL;
+            if (!grown) { app_error(k_cmd, "'%s': out of memory or too large", path); break; }
+            buf = grown;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+    }
+    bool ok = got == 0 && !ferror(f);
+    if (ferror(f)) app_error(k_cmd, "cannot read '%s': %s", path, strerror(errno));
+    fclose(f);
+    if (!ok) { free(buf); return NULL; }
+    *len = n;
+    return buf;
+}
+
+static int tokenize_prompt_file(const char *path, const g3_model *model, int32_t **ids, uint32_t *n) {
+    size_t len = 0;
+    char *text = read_prompt(path, &len);
+    if (!text) return -1;
+    g3_error err;
+    g3_tokenizer *tok;
+    int32_t *toks = NULL;
+    size_t n_toks = 0;
+    int rc = g3_tokenizer_from_model(model, &tok, &err);
+    if (rc == 0) {
+        rc = g3_tokenize(tok, text, len, true, true, &toks, &n_toks, &err);
+        g3_tokenizer_free(tok);
+    }
+    free(text);
+    if (rc) {
+        app_error(k_cmd, "%s: %s", path, err.msg);
         return -1;
     }
+    if (n_toks > UINT32_MAX) {
+        app_error(k_cmd, "%s: %zu tokens is too many", path, n_toks);
+        free(toks);
+        return -1;
+    }
+    *ids = toks;
+    *n = (uint32_t)n_toks;
     return 0;
 }
 
@@ -224,11 +279,12 @@ int cmd_eval(int argc, char **argv) {
     if (parse_args(argc, argv, &o)) return 2;
     int32_t *ids = NULL;
     uint32_t n = 0;
-    if (o.tokens ? parse_token_list(o.tokens, &ids, &n) : parse_token_file(o.tokens_file, &ids, &n)) {
+    if (!o.prompt_file &&
+        (o.tokens ? parse_token_list(o.tokens, &ids, &n) : parse_token_file(o.tokens_file, &ids, &n))) {
         free(ids);
         return 2;
     }
-    if (n == 0) {
+    if (!o.prompt_file && n == 0) {
         app_error(k_cmd, "the token sequence is empty");
         free(ids);
         return 2;
@@ -239,6 +295,10 @@ int cmd_eval(int argc, char **argv) {
         app_error(k_cmd, "%s", err.msg);
         free(ids);
         return 1;
+    }
+    if (o.prompt_file && tokenize_prompt_file(o.prompt_file, model, &ids, &n)) {
+        g3_model_free(model);
+        return 2;
     }
     int rc = run(&o, model, ids, n) ? 1 : 0;
     g3_model_free(model);

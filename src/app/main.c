@@ -11,6 +11,10 @@ typedef struct command {
 } command;
 
 static const command k_commands[] = {
+    {"chat", cmd_chat, "interactive terminal chat"},
+    {"run", cmd_run, "one answer to a prompt, for scripts"},
+    {"tokenize", cmd_tokenize, "text to token ids (JSON array)"},
+    {"detokenize", cmd_detokenize, "token ids to text"},
     {"eval", cmd_eval, "evaluate a token sequence: logits of every position, greedy continuation"},
     {"info", cmd_info, "print a model's architecture, hyperparameters and tensors"},
     {"make-test-model", cmd_make_test_model, "write a random-weight Gemma 3 model of a real shape"},

@@ -12,4 +12,8 @@ struct g3_model {
     g3_weights w;
 };
 
+/* The parsed file, for layers above the model (the tokenizer reads its
+ * tokenizer.* keys from it). */
+static inline const g3_gguf *g3_model_gguf(const g3_model *m) { return m->gguf; }
+
 #endif

@@ -1,0 +1,146 @@
+/* gemma3_chat.h: conversations with a Gemma 3 model.
+ *
+ * A g3_session owns a model's context (KV cache), a tokenizer and one
+ * conversation: a system prompt plus alternating user / model turns. Sending
+ * a message renders the whole conversation with the Gemma 3 chat template,
+ * compares it with the tokens the KV cache already holds, evaluates only what
+ * is new (a follow-up question does not re-read the conversation), then
+ * samples the answer, streaming text pieces through a callback. The answer
+ * is committed to the conversation only when generation ends normally or is
+ * cancelled; an error leaves the conversation as it was.
+ *
+ * Presets are the system prompts the CLI, the server and the web page share.
+ */
+#ifndef GEMMA3_CHAT_H
+#define GEMMA3_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gemma3.h"
+#include "gemma3_text.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- sampling ----------------------------------------------------------- */
+
+typedef struct g3_sampler_params {
+    float temperature;    /* <= 0: greedy (ties go to the lowest id) */
+    uint32_t top_k;       /* 0 = off */
+    float top_p;          /* 1 = off */
+    float min_p;          /* 0 = off */
+    float repeat_penalty; /* 1 = off; HF/llama.cpp rule: logit > 0 ? l / p : l * p */
+    uint32_t repeat_last_n; /* window of recent tokens the penalty looks at */
+    uint64_t seed;
+} g3_sampler_params;
+
+/* The original demo's defaults: temperature 0.7, top-p 0.9, top-k 50,
+ * repetition penalty 1.1 (window 64), min-p off, seed from the clock. */
+g3_sampler_params g3_sampler_defaults(void);
+/* Checks the ranges; the message names the bad parameter. */
+int g3_sampler_params_check(const g3_sampler_params *p, g3_error *err);
+
+/* ---- presets ------------------------------------------------------------ */
+
+typedef struct g3_preset {
+    const char *key;   /* "general", "document", "visual", "tutor", "reviewer", "storyteller", "custom" */
+    const char *name;  /* "General Assistant", ... */
+    const char *system_prompt; /* "" for custom */
+} g3_preset;
+
+size_t g3_preset_count(void);
+const g3_preset *g3_preset_at(size_t i);
+/* By key or display name, case-insensitive; NULL if unknown. */
+const g3_preset *g3_preset_find(const char *name);
+
+/* ---- conversations ------------------------------------------------------ */
+
+typedef enum g3_role { G3_ROLE_USER = 0, G3_ROLE_MODEL = 1 } g3_role;
+
+typedef struct g3_turn {
+    g3_role role;
+    char *text;     /* UTF-8 */
+    int32_t *ids;   /* model turns: the generated ids (reused as they are); else NULL */
+    size_t n_ids;
+} g3_turn;
+
+typedef struct g3_conversation {
+    char *system;   /* NULL or "" = none */
+    g3_turn *turns; /* alternating, starting with a user turn */
+    size_t n_turns;
+    size_t cap;
+} g3_conversation;
+
+void g3_conversation_init(g3_conversation *c);
+void g3_conversation_free(g3_conversation *c);
+void g3_conversation_clear(g3_conversation *c); /* keeps the system prompt */
+int g3_conversation_set_system(g3_conversation *c, const char *system, g3_error *err);
+/* Appends a turn (roles must alternate, starting with user). ids may be NULL. */
+int g3_conversation_add(g3_conversation *c, g3_role role, const char *text, const int32_t *ids,
+                        size_t n_ids, g3_error *err);
+/* Drops the last turn (e.g. to regenerate an answer). */
+void g3_conversation_pop(g3_conversation *c);
+
+/* JSON: {"format": "gemma-chat-conversation", "version": 1, "system": "...",
+ *        "turns": [{"role": "user"|"model", "text": "...", "ids": [...]?}]}.
+ * Save writes PATH.tmp and renames it, so a failure never damages an
+ * existing file. Load validates everything before replacing *c. */
+int g3_conversation_save(const g3_conversation *c, const char *path, g3_error *err);
+int g3_conversation_load(g3_conversation *c, const char *path, g3_error *err);
+char *g3_conversation_to_json(const g3_conversation *c);            /* malloc'd */
+int g3_conversation_from_json(g3_conversation *c, const char *json, g3_error *err);
+
+/* Renders the conversation with the Gemma 3 template into token ids:
+ * <bos><start_of_turn>user\n{system\n\n}{text}<end_of_turn>\n<start_of_turn>model\n...
+ * Template tokens are inserted as ids; message text is tokenized without
+ * special-token parsing (a user typing "<start_of_turn>" cannot open a turn).
+ * With add_generation_prompt, ends with "<start_of_turn>model\n". */
+int g3_chat_render(const g3_tokenizer *tok, const g3_conversation *c, bool add_generation_prompt,
+                   int32_t **ids, size_t *n_ids, g3_error *err);
+
+/* ---- sessions ----------------------------------------------------------- */
+
+typedef struct g3_session g3_session;
+
+typedef struct g3_gen_params {
+    g3_sampler_params sampler;
+    uint32_t max_new_tokens;  /* default 700 */
+    const char *const *stop;  /* extra stop strings, NULL-terminated list or NULL */
+} g3_gen_params;
+
+g3_gen_params g3_gen_defaults(void);
+
+typedef struct g3_gen_stats {
+    uint32_t n_prefill;   /* tokens evaluated for the prompt (new ones only) */
+    uint32_t n_reused;    /* prompt tokens already in the KV cache */
+    uint32_t n_generated;
+    double prefill_s, generate_s;
+    const char *stop_reason; /* "end_of_turn", "eos", "stop_string", "max_tokens", "context_full", "cancelled" */
+} g3_gen_stats;
+
+/* Called with each complete piece of UTF-8 text; return false to stop. */
+typedef bool (*g3_on_text)(const char *text, size_t len, void *user);
+
+int g3_session_new(g3_model *model, const g3_context_params *cp, g3_session **out, g3_error *err);
+void g3_session_free(g3_session *s);
+g3_conversation *g3_session_conversation(g3_session *s);
+/* The distribution (n_vocab logits) after the last token the cache holds. */
+const float *g3_session_logits(const g3_session *s);
+const g3_tokenizer *g3_session_tokenizer(const g3_session *s);
+/* Sends a user message and generates the answer. `cancel` (may be NULL) is
+ * polled between tokens: set it from a signal handler to stop early; the
+ * partial answer is kept. */
+int g3_session_send(g3_session *s, const char *user_text, const g3_gen_params *gp, g3_on_text on_text,
+                    void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err);
+/* Evaluates raw text (no template) and continues it: `run --raw`. */
+int g3_session_complete_raw(g3_session *s, const char *text, const g3_gen_params *gp, g3_on_text on_text,
+                            void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,83 @@
+/* gemma-chat run: one answer to stdout, for scripts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "app/gen_options.h"
+
+static bool print_text(const char *text, size_t len, void *user) {
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return true;
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: gemma-chat run -m MODEL -p TEXT [--raw] [options]\n"
+                 "  -p, --prompt TEXT       the user message (chat template applied)\n"
+                 "  -f, --file FILE         read the prompt from a file instead\n"
+                 "  --raw                   feed TEXT as is (special tokens parsed, <bos> added)\n");
+    gen_options_help(out);
+}
+
+void app_print_stats(const g3_gen_stats *st) {
+    fprintf(stderr, "prefill %u tokens (%u reused), %.1f tok/s; generated %u tokens, %.1f tok/s; stop: %s\n",
+            st->n_prefill, st->n_reused, st->n_prefill / (st->prefill_s + 1e-9), st->n_generated,
+            st->n_generated / (st->generate_s + 1e-9), st->stop_reason);
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *cmd = "run", *prompt = NULL, *prompt_file = NULL, *system;
+    char *file_text = NULL;
+    bool raw = false;
+    gen_options o;
+    gen_options_init(&o);
+    for (int i = 1; i < argc; i++) {
+        int r = gen_options_parse(cmd, &o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (!strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--raw")) {
+            raw = true;
+        } else if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--prompt")) {
+            if (!(prompt = app_flag_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) {
+            if (!(prompt_file = app_flag_value(cmd, argc, argv, &i))) return 2;
+        } else {
+            app_error(cmd, "unknown option '%s'", argv[i]);
+            return 2;
+        }
+    }
+    if (gen_options_finish(cmd, &o, &system)) return 2;
+    if (!prompt == !prompt_file) {
+        app_error(cmd, "give the prompt with -p TEXT or -f FILE");
+        return 2;
+    }
+    if (prompt_file && !(prompt = file_text = app_read_text_file(cmd, prompt_file))) return 2;
+    g3_error err;
+    g3_model *model;
+    g3_session *s = NULL;
+    if (g3_model_load(o.model, &model, &err)) {
+        app_error(cmd, "%s", err.msg);
+        return 1;
+    }
+    int rc = 1;
+    g3_gen_stats st;
+    if (g3_session_new(model, &o.cp, &s, &err) ||
+        (!raw && g3_conversation_set_system(g3_session_conversation(s), system, &err)) ||
+        (raw ? g3_session_complete_raw(s, prompt, &o.gen, print_text, NULL, NULL, &st, &err)
+             : g3_session_send(s, prompt, &o.gen, print_text, NULL, NULL, &st, &err))) {
+        fflush(stdout);
+        app_error(cmd, "%s", err.msg);
+    } else {
+        printf("\n");
+        if (o.verbose) app_print_stats(&st);
+        rc = 0;
+    }
+    g3_session_free(s);
+    g3_model_free(model);
+    free(file_text);
+    return rc;
+}
