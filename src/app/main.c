@@ -15,6 +15,8 @@ static const command k_commands[] = {
     {"run", cmd_run, "one answer to a prompt, for scripts"},
     {"tokenize", cmd_tokenize, "text to token ids (JSON array)"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"plan", cmd_plan, "memory needed by each model size, format and context"},
+    {"quantize", cmd_quantize, "convert a F32/F16/BF16 GGUF to Q8_0, Q4_0 or Q4_K_M"},
     {"eval", cmd_eval, "evaluate a token sequence: logits of every position, greedy continuation"},
     {"info", cmd_info, "print a model's architecture, hyperparameters and tensors"},
     {"make-test-model", cmd_make_test_model, "write a random-weight Gemma 3 model of a real shape"},

@@ -4,18 +4,14 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "model/memory_plan.h"
 
 uint32_t g3_kv_layer_slots(const g3_config *cfg, uint32_t il, uint32_t n_ctx, uint32_t slack) {
-    if (cfg->is_global[il] || cfg->window == 0) return n_ctx;
-    uint64_t ring = (uint64_t)cfg->window + slack;
-    return ring < n_ctx ? (uint32_t)ring : n_ctx;
+    return g3_plan_kv_layer_slots(cfg, il, n_ctx, slack);
 }
 
 uint64_t g3_kv_cache_bytes(const g3_config *cfg, uint32_t n_ctx, uint32_t slack) {
-    uint64_t kv_dim = (uint64_t)cfg->n_head_kv * cfg->head_dim, total = 0;
-    for (uint32_t il = 0; il < cfg->n_layer; il++)
-        total += 2 * sizeof(float) * kv_dim * g3_kv_layer_slots(cfg, il, n_ctx, slack);
-    return total;
+    return g3_plan_kv_bytes(cfg, n_ctx, slack, G3_KV_CACHE_TYPE);
 }
 
 int g3_kv_cache_init(g3_kv_cache *kv, const g3_config *cfg, uint32_t n_ctx, uint32_t slack,
@@ -29,12 +25,15 @@ int g3_kv_cache_init(g3_kv_cache *kv, const g3_config *cfg, uint32_t n_ctx, uint
     kv->v = calloc(cfg->n_layer, sizeof *kv->v);
     if (!kv->n_slots || !kv->k || !kv->v) goto oom;
     for (uint32_t il = 0; il < cfg->n_layer; il++) {
-        kv->n_slots[il] = g3_kv_layer_slots(cfg, il, n_ctx, slack);
-        size_t n = (size_t)kv->n_slots[il] * kv->kv_dim;
+        kv->n_slots[il] = g3_plan_kv_layer_slots(cfg, il, n_ctx, slack);
+        /* the planner's figure is the allocation (saturates: then refused here) */
+        uint64_t bytes = g3_plan_kv_tensor_bytes(cfg, il, n_ctx, slack, G3_KV_CACHE_TYPE);
+        if (bytes == 0 || bytes > SIZE_MAX / 2) goto oom;
         /* calloc: pages are only touched when positions are written */
-        kv->k[il] = calloc(n, sizeof(float));
-        kv->v[il] = calloc(n, sizeof(float));
+        kv->k[il] = calloc(1, (size_t)bytes);
+        kv->v[il] = calloc(1, (size_t)bytes);
         if (!kv->k[il] || !kv->v[il]) goto oom;
+        kv->bytes += 2 * bytes;
     }
     return 0;
 oom:

@@ -8,14 +8,19 @@
  * Extra slack lets a conversation roll back that many positions without
  * re-evaluating.
  *
- * Storage is f32 here; the memory planner (g3_kv_cache_bytes) uses the same
- * arithmetic as the allocator, so a plan is what the process allocates. */
+ * Sizes come from the memory planner (model/memory_plan.h): each layer's
+ * buffers are g3_plan_kv_tensor_bytes for G3_KV_CACHE_TYPE, so `gemma-chat
+ * plan` reports what this allocates. Storage is f32 today. */
 #ifndef G3_MODEL_KV_CACHE_H
 #define G3_MODEL_KV_CACHE_H
 
 #include <stdint.h>
 
 #include "gemma3.h"
+#include "gemma3_plan.h"
+
+/* The element type the cache stores (what plans of a context count by default). */
+#define G3_KV_CACHE_TYPE G3_KV_F32
 
 typedef struct g3_kv_cache {
     uint32_t n_layer;
@@ -24,14 +29,15 @@ typedef struct g3_kv_cache {
     uint32_t *n_slots; /* per layer: n_ctx (global) or min(n_ctx, window + slack) */
     float **k;         /* per layer: n_slots x kv_dim */
     float **v;
+    uint64_t bytes;    /* keys + values allocated = g3_plan_kv_bytes(cfg, n_ctx, slack, G3_KV_CACHE_TYPE) */
     uint32_t n_past;   /* positions written: 0 .. n_past-1 */
     uint32_t n_valid_from; /* oldest position still recoverable after a truncate */
 } g3_kv_cache;
 
-/* Slots a layer needs. */
+/* Slots a layer needs (= g3_plan_kv_layer_slots). */
 uint32_t g3_kv_layer_slots(const g3_config *cfg, uint32_t il, uint32_t n_ctx, uint32_t slack);
 
-/* Bytes the cache will allocate (f32 keys and values). */
+/* Bytes the cache will allocate (= g3_plan_kv_bytes for G3_KV_CACHE_TYPE). */
 uint64_t g3_kv_cache_bytes(const g3_config *cfg, uint32_t n_ctx, uint32_t slack);
 
 int g3_kv_cache_init(g3_kv_cache *kv, const g3_config *cfg, uint32_t n_ctx, uint32_t slack,

@@ -17,6 +17,7 @@
 #include "gemma3.h"
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
+#include "model/test_model.h"
 #include "model/test_model_vocab.h"
 #include "tensor/type_info.h"
 #include "tensor/type_ops.h"
@@ -240,4 +241,29 @@ int g3_make_test_model(const g3_test_model_params *p, g3_error *err) {
     free(plan);
     if (vocab) g3_gguf_close(vocab);
     return rc;
+}
+
+int g3_test_model_shape_config(const char *name, g3_config *c, g3_error *err) {
+    const shape *s = find_shape(name);
+    if (!s) return g3_fail(err, "unknown shape '%s' (tiny, 1b, 4b, 12b, 27b)", name);
+    memset(c, 0, sizeof *c);
+    c->n_layer = s->n_layer;
+    c->n_embd = s->n_embd;
+    c->n_ff = s->n_ff;
+    c->n_head = s->n_head;
+    c->n_head_kv = s->n_head_kv;
+    c->head_dim = s->head_dim;
+    c->n_vocab = s->n_vocab ? s->n_vocab : g3_test_vocab_builtin_size();
+    c->n_ctx_train = s->n_ctx;
+    c->window = s->window;
+    c->rms_eps = 1e-6f;
+    c->rope_base_global = 1e6f;
+    c->rope_base_local = 10000.0f;
+    c->rope_scale_global = s->rope_scale;
+    /* as gemma3_config.c reads the same file: 27B (62 layers) scales by n_embd / n_head */
+    c->attn_scale = s->n_layer == 62 ? (float)(1.0 / sqrt((double)s->n_embd / s->n_head))
+                                     : (float)(1.0 / sqrt((double)s->head_dim));
+    for (uint32_t il = 0; il < s->n_layer && il < G3_MAX_LAYERS; il++)
+        c->is_global[il] = il % 6 == 5; /* no sliding_window_pattern key: period 6 */
+    return 0;
 }
