@@ -88,6 +88,12 @@ int g3_eval(g3_context *ctx, const int32_t *tokens, uint32_t n, float *logits, b
 int g3_eval_embeddings(g3_context *ctx, const float *embd, uint32_t n, bool bidirectional,
                        float *logits, bool all_logits, g3_error *err);
 
+/* Reads a whole small file (a prompt, a document, a saved conversation) into
+ * a malloc'd, NUL-terminated buffer (*len excludes the NUL; the bytes may
+ * contain NULs). Fails, naming the path, when it cannot be read, is not a
+ * regular file, or is larger than max_bytes. Model files are mapped instead. */
+int g3_read_file(const char *path, size_t max_bytes, char **data, size_t *len, g3_error *err);
+
 /* Random-weight model of a real Gemma 3 shape, in the real GGUF layout. */
 typedef struct g3_test_model_params {
     const char *shape;      /* "tiny", "1b", "4b", "12b", "27b" */

@@ -21,8 +21,11 @@ int cmd_quantize(int argc, char **argv);     /* cmd_quantize.c */
 int app_parse_u32(const char *cmd, const char *flag, const char *text, uint32_t min, uint32_t max,
                   uint32_t *out);
 int app_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
-/* Reads a whole text file (NUL-terminated, malloc'd); NULL with a message
- * when it cannot, or when it holds NUL bytes (text would be cut there). */
+#define APP_MAX_INPUT_FILE ((size_t)1 << 30)
+/* Reads a whole input file (malloc'd, NUL-terminated, *len bytes which may
+ * include NULs); NULL after printing why. */
+char *app_read_file(const char *cmd, const char *path, size_t *len);
+/* The same for text that must not hold NUL bytes (it would be cut there). */
 char *app_read_text_file(const char *cmd, const char *path);
 /* Returns the value after a flag, or NULL (with a message) when it is missing. */
 const char *app_flag_value(const char *cmd, int argc, char **argv, int *i);

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,35 +49,23 @@ const char *app_flag_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+char *app_read_file(const char *cmd, const char *path, size_t *len) {
+    g3_error err;
+    char *data;
+    if (g3_read_file(path, APP_MAX_INPUT_FILE, &data, len, &err)) {
+        app_error(cmd, "%s", err.msg);
+        return NULL;
+    }
+    return data;
+}
+
 char *app_read_text_file(const char *cmd, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        app_error(cmd, "cannot open '%s': %s", path, strerror(errno));
+    size_t len;
+    char *data = app_read_file(cmd, path, &len);
+    if (data && memchr(data, 0, len)) {
+        app_error(cmd, "'%s' contains NUL bytes; not a text file", path);
+        free(data);
         return NULL;
     }
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (cap - len < 4096) {
-            char *grown = realloc(buf, cap = cap * 2 + 65536);
-            if (!grown) {
-                free(buf);
-                fclose(f);
-                app_error(cmd, "out of memory reading '%s'", path);
-                return NULL;
-            }
-            buf = grown;
-        }
-        got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-    } while (got > 0);
-    bool failed = ferror(f);
-    fclose(f);
-    buf[len] = 0;
-    if (failed || memchr(buf, 0, len)) {
-        app_error(cmd, failed ? "cannot read '%s'" : "'%s' contains NUL bytes; not a text file", path);
-        free(buf);
-        return NULL;
-    }
-    return buf;
+    return data;
 }

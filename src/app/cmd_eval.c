@@ -70,24 +70,8 @@ static int parse_token_list(const char *text, int32_t **ids, uint32_t *n) {
 }
 
 static int parse_token_file(const char *path, int32_t **ids, uint32_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        app_error(k_cmd, "cannot open '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (cap - len < 4096) {
-            char *grown = realloc(buf, cap = cap * 2 + 65536);
-            if (!grown) { free(buf); fclose(f); app_error(k_cmd, "out of memory"); return -1; }
-            buf = grown;
-        }
-        got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-    } while (got > 0);
-    fclose(f);
-    buf[len] = 0;
+    char *buf = app_read_text_file(k_cmd, path);
+    if (!buf) return -1;
     cJSON *json = cJSON_Parse(buf);
     free(buf);
     if (!cJSON_IsArray(json)) {
@@ -144,34 +128,9 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
 /* --prompt-file: the file's exact bytes, tokenized the way the golden prompts
  * were (llama.cpp add_special = true, parse_special = true: <bos> first, and
  * <start_of_turn> etc. written in the file are control tokens). */
-static char *read_prompt(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        app_error(k_cmd, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0, got = 1;
-    while (got > 0) {
-        if (n == cap) {
-            char *grown = cap < (1u << 30) ? realloc(buf, cap = cap * 2 + 65536) : NULL;
-            if (!grown) { app_error(k_cmd, "'%s': out of memory or too large", path); break; }
-            buf = grown;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-    }
-    bool ok = got == 0 && !ferror(f);
-    if (ferror(f)) app_error(k_cmd, "cannot read '%s': %s", path, strerror(errno));
-    fclose(f);
-    if (!ok) { free(buf); return NULL; }
-    *len = n;
-    return buf;
-}
-
 static int tokenize_prompt_file(const char *path, const g3_model *model, int32_t **ids, uint32_t *n) {
     size_t len = 0;
-    char *text = read_prompt(path, &len);
+    char *text = app_read_file(k_cmd, path, &len);
     if (!text) return -1;
     g3_error err;
     g3_tokenizer *tok;

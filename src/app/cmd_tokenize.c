@@ -21,41 +21,6 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-/* Reads a whole file, any bytes (NULs included); never NULL on success. */
-static char *read_file(const char *cmd, const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        app_error(cmd, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t n = 0, cap = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (n == cap) {
-            char *grown = cap <= SIZE_MAX / 4 ? realloc(buf, cap = cap * 2 + 65536) : NULL;
-            if (!grown) {
-                app_error(cmd, "out of memory reading '%s'", path);
-                goto fail;
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) {
-        app_error(cmd, "cannot read '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-fail:
-    free(buf);
-    fclose(f);
-    return NULL;
-}
-
 static int load_tokenizer(const char *cmd, const char *path, g3_tokenizer **tok) {
     g3_error err;
     if (g3_tokenizer_load(path, tok, &err)) {
@@ -121,7 +86,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (tokenize_args(argc, argv, &o)) return 2;
     size_t len = 0;
     char *file_text = NULL;
-    if (o.file && !(file_text = read_file("tokenize", o.file, &len))) return 1;
+    if (o.file && !(file_text = app_read_file("tokenize", o.file, &len))) return 1;
     const char *text = o.file ? file_text : o.text;
     if (!o.file) len = strlen(o.text);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/read_file.h"
 #include "gemma3_chat.h"
 
 #define CONVERSATION_FORMAT "gemma-chat-conversation"
@@ -204,28 +205,9 @@ int g3_conversation_save(const g3_conversation *c, const char *path, g3_error *e
 }
 
 int g3_conversation_load(g3_conversation *c, const char *path, g3_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return g3_fail(err, "cannot open '%s': %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len >= MAX_FILE_BYTES) {
-            fclose(f);
-            free(buf);
-            return g3_fail(err, "'%s' is larger than %u MiB", path, MAX_FILE_BYTES >> 20);
-        }
-        if (cap - len < 65536) {
-            char *grown = realloc(buf, cap = cap * 2 + 65536);
-            if (!grown) { fclose(f); free(buf); return g3_fail(err, "out of memory"); }
-            buf = grown;
-        }
-        got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-    } while (got > 0);
-    bool read_error = ferror(f);
-    fclose(f);
-    if (read_error) { free(buf); return g3_fail(err, "cannot read '%s'", path); }
-    buf[len] = 0;
+    char *buf;
+    size_t len;
+    if (g3_read_file(path, MAX_FILE_BYTES, &buf, &len, err)) return -1;
     int rc = g3_conversation_from_json(c, buf, err);
     free(buf);
     return rc ? g3_error_prefix(err, "%s: ", path) : 0;
