@@ -185,6 +185,14 @@ static void test_run_and_chat_give_the_golden_greedy_text(void **state) {
     snprintf(cmd, sizeof cmd, "printf 'Hello, how are you?\\n/quit\\n' | %s chat -m %s %s 2>/dev/null", G3_BINARY,
              F32_MODEL, greedy_flags);
     check_output(cmd, chat);
+    /* a stop string ends the answer before it, and is never printed */
+    const char *cut = strstr(chat, "withQ");
+    assert_non_null(cut);
+    char *before = strndup(chat, (size_t)(cut - chat));
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Hello, how are you?' %s --stop withQ 2>/dev/null", G3_BINARY,
+             F32_MODEL, greedy_flags);
+    check_output(cmd, before);
+    free(before);
     free(chat);
     free(fox);
     free(lng);
@@ -194,9 +202,10 @@ static void test_chat_commands(void **state) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "printf '/preset pirate\\n/frobnicate\\n/image x.png\\n/file /nonexistent\\n/preset tutor\\n"
-             "Hello\\n/save %s/chat-save.json\\n/load /nonexistent.json\\n/quit\\n' | "
+             "/file %s/notes.txt\\nHello\\n/save %s/chat-save.json\\n/load /nonexistent.json\\n/quit\\n' | "
              "%s chat -m %s --temp 0 -n 3 --verbose 2>&1",
-             G3_TEST_TMP, G3_BINARY, F32_MODEL);
+             G3_TEST_TMP, G3_TEST_TMP, G3_BINARY, F32_MODEL);
+    assert_int_equal(tu_write_file(G3_TEST_TMP "/notes.txt", "the fox\n", 8), 0);
     int status;
     char *out = tu_run(cmd, &status);
     assert_int_equal(status, 0);
@@ -211,7 +220,7 @@ static void test_chat_commands(void **state) {
     g3_error err;
     assert_int_equal(g3_conversation_load(&c, G3_TEST_TMP "/chat-save.json", &err), 0);
     assert_int_equal(c.n_turns, 2);
-    assert_string_equal(c.turns[0].text, "Hello");
+    assert_string_equal(c.turns[0].text, "File: notes.txt\n```\nthe fox\n```\n\nHello");
     assert_non_null(strstr(c.system, "tutor"));
     g3_conversation_free(&c);
 }
