@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in fuzz/ with clang (ASan + UBSan) and runs
+# each for SECONDS (default 60). Needs clang and libclang-rt (Debian
+# clang-14 / libclang-rt-14-dev). Not part of the default test run.
+#   bash scripts/fuzz.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+out=build-fuzz
+mkdir -p "$out"
+lib_sources=$(find src/base src/tensor src/model src/text src/chat src/media -name '*.c' \
+  ! -name 'kernels_avx2.c' ! -name 'kernels_avx512.c' | sort)
+flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude"
+export G3_CPU=scalar G3_FUZZ_VOCAB=${G3_FUZZ_VOCAB:-../shared/golden/tokenizer/gemma3-vocab.gguf}
+for target in gguf tokenizer conversation; do
+  clang $flags -DG3_FUZZ_BUILD fuzz/fuzz_$target.c $lib_sources -lcjson -lm -lpthread -o "$out/fuzz_$target"
+  mkdir -p "$out/corpus_$target"
+  if [ "$target" = gguf ]; then cp -n ../shared/golden/tiny-gemma3/models/mmproj-g3-s99-f32.gguf "$out/corpus_$target/" 2>/dev/null || true; fi
+  echo "== fuzz_$target for ${seconds}s"
+  "$out/fuzz_$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 "$out/corpus_$target" 2>&1 | tail -3
+done
