@@ -60,14 +60,43 @@ const g3_config *g3_model_config(const g3_model *model);
 /* Architecture, hyperparameters, tensor types and sizes, global layers. */
 void g3_model_print_info(const g3_model *model, FILE *out);
 
+/* What the weights are and what one decoded token reads (for benchmarks). */
+typedef struct g3_model_stats {
+    uint64_t weight_bytes;    /* all tensors of the text model */
+    uint64_t decode_bytes;    /* weights a decoded token reads: every matrix once
+                               * (a tied output reads the whole embedding table),
+                               * the norms and one embedding row */
+    char main_type[16];       /* type holding most of the matrix bytes, "Q4_0" */
+    bool mixed;               /* the matrices have more than one type */
+} g3_model_stats;
+void g3_model_get_stats(const g3_model *model, g3_model_stats *out);
+
+/* The machine as the engine sees it. */
+typedef struct g3_system_info {
+    char cpu[64];             /* CPUID brand string */
+    char kernels[16];         /* kernel path of new contexts: "avx512", "avx2" or
+                               * "scalar" (the environment variable G3_CPU forces one) */
+    uint32_t physical_cores;  /* among the CPUs this process may run on */
+    uint32_t usable_cpus;     /* CPUs this process may run on */
+} g3_system_info;
+/* Fails when G3_CPU names an unknown path or one this CPU lacks. */
+int g3_system_info_get(g3_system_info *out, g3_error *err);
+
 typedef struct g3_context_params {
     uint32_t n_ctx;    /* positions the context can hold; 0 = the model's */
     uint32_t n_ubatch; /* tokens per forward pass chunk; 0 = 512 */
     uint32_t n_threads;/* worker threads; 0 = physical cores */
 } g3_context_params;
 
+/* Fails (before allocating) when the KV cache and scratch would not fit in
+ * the memory available, when n_threads exceeds the CPUs this process may
+ * run on, or when G3_CPU names a kernel path the CPU lacks. */
 int g3_context_new(const g3_model *model, const g3_context_params *params, g3_context **out,
                    g3_error *err);
+/* Bytes g3_context_new would allocate for these parameters: the KV cache,
+ * and the scratch (activations, per-thread buffers of the matrix products). */
+int g3_context_memory(const g3_model *model, const g3_context_params *params, uint64_t *kv_bytes,
+                      uint64_t *scratch_bytes, g3_error *err);
 void g3_context_free(g3_context *ctx);
 uint32_t g3_context_n_past(const g3_context *ctx);
 uint32_t g3_context_n_ctx(const g3_context *ctx);
@@ -105,6 +134,10 @@ typedef struct g3_test_model_params {
 } g3_test_model_params;
 
 int g3_make_test_model(const g3_test_model_params *params, g3_error *err);
+/* The vision projector (mmproj, llama.cpp's clip layout) of a shape with
+ * vision: tiny (the golden mmproj's shape), 4b, 12b, 27b (SigLIP 896 px,
+ * 27 blocks, projecting to the shape's n_embd). vocab_path is unused. */
+int g3_make_test_mmproj(const g3_test_model_params *params, g3_error *err);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,8 @@
 #include "gemma3.h"
 #include "gemma3_text.h"
 
+struct g3_vision;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -60,11 +62,28 @@ const g3_preset *g3_preset_find(const char *name);
 
 typedef enum g3_role { G3_ROLE_USER = 0, G3_ROLE_MODEL = 1 } g3_role;
 
+/* A piece of a user message, in the order the user placed them. */
+typedef enum g3_part_type {
+    G3_PART_TEXT = 0,
+    G3_PART_IMAGE = 1,      /* an image file */
+    G3_PART_VIDEO_FRAME = 2 /* frame `frame` of `n_frames` sampled from a video file */
+} g3_part_type;
+
+typedef struct g3_part {
+    g3_part_type type;
+    char *text;       /* TEXT */
+    char *path;       /* IMAGE, VIDEO_FRAME */
+    double seconds;   /* VIDEO_FRAME: its time in the clip */
+    uint32_t frame, n_frames;
+} g3_part;
+
 typedef struct g3_turn {
     g3_role role;
-    char *text;     /* UTF-8 */
+    char *text;     /* UTF-8; with parts, the text parts joined (for display) */
     int32_t *ids;   /* model turns: the generated ids (reused as they are); else NULL */
     size_t n_ids;
+    g3_part *parts; /* user turns with images: the message as parts; else NULL */
+    size_t n_parts;
 } g3_turn;
 
 typedef struct g3_conversation {
@@ -81,6 +100,8 @@ int g3_conversation_set_system(g3_conversation *c, const char *system, g3_error 
 /* Appends a turn (roles must alternate, starting with user). ids may be NULL. */
 int g3_conversation_add(g3_conversation *c, g3_role role, const char *text, const int32_t *ids,
                         size_t n_ids, g3_error *err);
+/* Appends a user turn made of parts (copied). */
+int g3_conversation_add_parts(g3_conversation *c, const g3_part *parts, size_t n_parts, g3_error *err);
 /* Drops the last turn (e.g. to regenerate an answer). */
 void g3_conversation_pop(g3_conversation *c);
 
@@ -100,6 +121,12 @@ int g3_conversation_from_json(g3_conversation *c, const char *json, g3_error *er
  * With add_generation_prompt, ends with "<start_of_turn>model\n". */
 int g3_chat_render(const g3_tokenizer *tok, const g3_conversation *c, bool add_generation_prompt,
                    int32_t **ids, size_t *n_ids, g3_error *err);
+
+/* How images sit in the prompt. OFFICIAL (the product): the Gemma 3
+ * processor's "\n\n<start_of_image>" + soft tokens + "<end_of_image>\n\n";
+ * GOLDEN: llama.cpp's layout without the newlines (to reproduce the golden
+ * data). */
+typedef enum g3_image_wrap { G3_IMAGE_WRAP_OFFICIAL = 0, G3_IMAGE_WRAP_GOLDEN = 1 } g3_image_wrap;
 
 /* ---- sessions ----------------------------------------------------------- */
 
@@ -135,6 +162,18 @@ const g3_tokenizer *g3_session_tokenizer(const g3_session *s);
  * partial answer is kept. */
 int g3_session_send(g3_session *s, const char *user_text, const g3_gen_params *gp, g3_on_text on_text,
                     void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err);
+/* Gives the session a vision encoder (owned by the caller, must outlive the
+ * session); checks it fits the model. Without one, image parts are refused. */
+int g3_session_set_vision(g3_session *s, struct g3_vision *vision, g3_image_wrap wrap, g3_error *err);
+/* Like g3_session_send, for a message made of parts (text, images, video
+ * frames). Images are decoded and encoded here, once; their soft tokens stay
+ * in the KV cache, so later questions about them cost nothing. */
+int g3_session_send_parts(g3_session *s, const g3_part *parts, size_t n_parts, const g3_gen_params *gp,
+                          g3_on_text on_text, void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err);
+/* Samples a video into n_frames parts: "Frame 1.50:" text + the frame, as the
+ * original demo did. *parts is malloc'd (free with g3_parts_free). */
+int g3_video_parts(const char *path, uint32_t n_frames, g3_part **parts, size_t *n_parts, g3_error *err);
+void g3_parts_free(g3_part *parts, size_t n);
 /* Evaluates raw text (no template) and continues it: `run --raw`. */
 int g3_session_complete_raw(g3_session *s, const char *text, const g3_gen_params *gp, g3_on_text on_text,
                             void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err);

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages the build and tests need (run as root, or
 # with sudo available). Every dependency is listed in README.md with why.
 set -euo pipefail
-packages=(build-essential cmake pkg-config libcmocka-dev libcjson-dev)
+packages=(build-essential cmake pkg-config libcmocka-dev libcjson-dev libstb-dev libwebp-dev libexif-dev
+          libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,8 @@
 /* test_golden_text: every golden text model x sequence through `gemma-chat
- * eval`, in one pass and in chunks of 7, against both references.
+ * eval`, in one pass and in chunks of 7, against both references, under
+ * every CPU kernel path this machine runs (G3_CPU=scalar, avx2, avx512): the
+ * scalar reference and each SIMD path must meet the same rule. The SIMD
+ * paths' distance from the scalar path is printed too.
  *
  * Acceptance (golden/tiny-gemma3/README.md), per case and per mode:
  *  (a) max|d| <= 5e-3 against exact.f32 and greedy == exact_greedy.json, or
@@ -79,15 +82,16 @@ static bool is_quantized(const char *model) {
            strstr(model, "q5_");
 }
 
-static void run_mode(const golden_case *c, int chunk) {
+/* Runs one case in one mode on one path; returns the logits (caller frees). */
+static float *run_mode(const golden_case *c, int chunk, const char *cpu, const float *scalar) {
     char cmd[2048], out_path[512], base[512];
     snprintf(base, sizeof base, GOLDEN "/text/%s/%s", c->model, c->seq);
-    snprintf(out_path, sizeof out_path, G3_TEST_TMP "/golden-%s-%s-%d.f32", c->model, c->seq, chunk);
+    snprintf(out_path, sizeof out_path, G3_TEST_TMP "/golden-%s-%s-%d-%s.f32", c->model, c->seq, chunk, cpu);
     char chunk_arg[32] = "";
     if (chunk) snprintf(chunk_arg, sizeof chunk_arg, "--chunk %d", chunk);
-    snprintf(cmd, sizeof cmd, "%s eval -m " GOLDEN "/models/%s.gguf --tokens-file %s.tokens.json "
+    snprintf(cmd, sizeof cmd, "G3_CPU=%s %s eval -m " GOLDEN "/models/%s.gguf --tokens-file %s.tokens.json "
              "--logits %s --generate 20 %s 2>&1",
-             G3_BINARY, c->model, base, out_path, chunk_arg);
+             cpu, G3_BINARY, c->model, base, out_path, chunk_arg);
     int status;
     char *out = tu_run(cmd, &status);
     assert_non_null(out);
@@ -123,21 +127,50 @@ static void run_mode(const golden_case *c, int chunk) {
     bool b = dr.max <= 2e-2 && same_ids(greedy, n_greedy, g_ref, n_gref);
     bool cq = is_quantized(c->model) && de.max <= 1.25 * llama.max && de.mean <= 1.25 * llama.mean &&
               de.argmax_agree >= llama.argmax_agree - 2.0;
-    printf("%-22s %-5s %-8s vs exact max %.2e mean %.2e | vs llama.cpp max %.2e mean %.2e | "
-           "greedy=exact %s greedy=llama %s | rule %s\n",
-           c->model, c->seq, chunk ? "chunk7" : "one-pass", de.max, de.mean, dr.max, dr.mean,
+    char vs_scalar[48] = "";
+    if (scalar) snprintf(vs_scalar, sizeof vs_scalar, " | vs scalar max %.2e", compare(ours, scalar, (size_t)n_pos, n_vocab).max);
+    printf("%-22s %-5s %-8s %-6s vs exact max %.2e mean %.2e | vs llama.cpp max %.2e mean %.2e | "
+           "greedy=exact %s greedy=llama %s | rule %s%s\n",
+           c->model, c->seq, chunk ? "chunk7" : "one-pass", cpu, de.max, de.mean, dr.max, dr.mean,
            same_ids(greedy, n_greedy, g_exact, n_gexact) ? "yes" : "no",
-           same_ids(greedy, n_greedy, g_ref, n_gref) ? "yes" : "no", a ? "a" : b ? "b" : cq ? "c" : "FAIL");
+           same_ids(greedy, n_greedy, g_ref, n_gref) ? "yes" : "no", a ? "a" : b ? "b" : cq ? "c" : "FAIL",
+           vs_scalar);
     bool ok = a || b || cq;
-    free(out); free(ours); free(exact); free(ref); free(tokens); free(greedy); free(g_exact); free(g_ref);
+    free(out); free(exact); free(ref); free(tokens); free(greedy); free(g_exact); free(g_ref);
     remove(out_path);
-    if (!ok) fail_msg("%s/%s (%s) is outside the golden tolerances", c->model, c->seq, chunk ? "chunk 7" : "one pass");
+    if (!ok) {
+        free(ours);
+        fail_msg("%s/%s (%s, %s) is outside the golden tolerances", c->model, c->seq, chunk ? "chunk 7" : "one pass", cpu);
+    }
+    return ours;
 }
+
+/* The kernel paths this machine runs, scalar first (G3_CPU values). */
+static size_t cpu_paths(const char *paths[3]) {
+    size_t n = 0;
+    paths[n++] = "scalar";
+    for (const char *p = "avx2"; p; p = strcmp(p, "avx2") == 0 ? "avx512" : NULL) {
+        char cmd[1024];
+        int status;
+        snprintf(cmd, sizeof cmd, "G3_CPU=%s %s eval -m " GOLDEN "/models/g3-1b-s1234-f32.gguf --tokens 2 2>&1", p, G3_BINARY);
+        char *out = tu_run(cmd, &status);
+        if (out && status == 0) paths[n++] = p;
+        else printf("(%s: not available on this CPU, skipped)\n", p);
+        free(out);
+    }
+    return n;
+}
+
+static const char *g_paths[3];
+static size_t g_n_paths;
 
 static void test_case(void **state) {
     const golden_case *c = *state;
-    run_mode(c, 0);
-    run_mode(c, 7);
+    for (int chunk = 0; chunk <= 7; chunk += 7) {
+        float *scalar = run_mode(c, chunk, g_paths[0], NULL);
+        for (size_t p = 1; p < g_n_paths; p++) free(run_mode(c, chunk, g_paths[p], scalar));
+        free(scalar);
+    }
 }
 
 static int cmp_case(const void *a, const void *b) {
@@ -178,6 +211,7 @@ static size_t discover(golden_case **out) {
 int main(void) {
     golden_case *cases;
     size_t n = discover(&cases);
+    g_n_paths = cpu_paths(g_paths);
     if (n == 0) {
         fprintf(stderr, "no golden cases found under %s\n", GOLDEN "/text");
         return 1;

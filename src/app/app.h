@@ -14,8 +14,10 @@ int cmd_run(int argc, char **argv);          /* cmd_run.c */
 int cmd_chat(int argc, char **argv);         /* cmd_chat.c */
 int cmd_tokenize(int argc, char **argv);     /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);   /* cmd_tokenize.c */
+int cmd_bench(int argc, char **argv);        /* cmd_bench.c */
 int cmd_plan(int argc, char **argv);         /* cmd_plan.c */
 int cmd_quantize(int argc, char **argv);     /* cmd_quantize.c */
+int cmd_embed_image(int argc, char **argv);  /* cmd_embed_image.c */
 
 /* Argument helpers: each prints "gemma-chat CMD: ..." and returns -1 on bad input. */
 int app_parse_u32(const char *cmd, const char *flag, const char *text, uint32_t min, uint32_t max,

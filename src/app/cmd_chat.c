@@ -12,6 +12,7 @@
 #include "app/app.h"
 #include "app/gen_options.h"
 #include "gemma3_media.h"
+#include "gemma3_vision.h"
 
 static volatile int g_cancel;
 
@@ -26,6 +27,11 @@ typedef struct chat_state {
     bool interactive;
     char *attachments; /* documents waiting for the next message */
     size_t attach_len;
+    const char *media[8]; /* images and videos waiting for the next message */
+    bool is_video[8];
+    char *media_owned[8];
+    int n_media;
+    bool has_vision;
 } chat_state;
 
 static bool print_text(const char *text, size_t len, void *user) {
@@ -46,7 +52,8 @@ static void help(const chat_state *c) {
         "  /system TEXT        set the system prompt\n"
         "  /preset NAME        general, document, visual, tutor, reviewer, storyteller, custom\n"
         "  /file PATH          attach a text, Markdown or code file to the next message\n"
-        "  /image PATH         attach an image (needs the vision encoder)\n"
+        "  /image PATH         attach an image to the next message (needs --mmproj)\n"
+        "  /video PATH         attach a video: --max-frames frames with their times (needs --mmproj)\n"
         "  /save FILE          save the conversation as JSON\n"
         "  /load FILE          load a saved conversation\n"
         "  /quit               leave (Ctrl-D works too; Ctrl-C stops an answer)");
@@ -73,6 +80,34 @@ static void attach_file(chat_state *c, const char *path) {
     free(text);
     if (replaced) fprintf(stderr, "note: %zu bytes of %s were not valid UTF-8 and became U+FFFD\n", replaced, path);
     say(c, "attached %s (sent with your next message)", path);
+}
+
+static void attach_media(chat_state *c, const char *path, bool video) {
+    if (c->n_media == 8) {
+        say(c, "%s", "at most 8 images or videos per message");
+        return;
+    }
+    g3_error err;
+    if (!video) { /* decode now: a bad file is reported here, not after the question */
+        g3_image img;
+        g3_media_limits lim = g3_media_limits_default();
+        if (g3_image_load(path, &lim, &img, &err)) {
+            say(c, "error: %s", err.msg);
+            return;
+        }
+        g3_image_free(&img);
+    }
+    char *copy = strdup(path);
+    if (!copy) return;
+    c->media_owned[c->n_media] = copy;
+    c->media[c->n_media] = copy;
+    c->is_video[c->n_media++] = video;
+    say(c, "attached %s (sent with your next message)", path);
+}
+
+static void clear_media(chat_state *c) {
+    for (int i = 0; i < c->n_media; i++) free(c->media_owned[i]);
+    c->n_media = 0;
 }
 
 /* Returns 1 to quit. */
@@ -102,7 +137,10 @@ static int run_command(chat_state *c, char *line) {
         if (!has_arg) say(c, "%s", "usage: /file PATH");
         else attach_file(c, arg);
     } else if (!strcmp(line, "/image") || !strcmp(line, "/video")) {
-        say(c, "%s: images and video need the vision encoder, which this build does not have yet", line);
+        if (!c->has_vision) say(c, "%s: images and video need a vision encoder: start with --mmproj FILE "
+                                   "(Gemma 3 1B is text-only)", line);
+        else if (!has_arg) say(c, "usage: %s PATH", line);
+        else attach_media(c, arg, !strcmp(line, "/video"));
     } else if (!strcmp(line, "/save")) {
         if (!has_arg) say(c, "%s", "usage: /save FILE");
         else if (g3_conversation_save(conv, arg, &err)) say(c, "error: %s", err.msg);
@@ -131,10 +169,25 @@ static void send_message(chat_state *c, const char *text) {
     g3_error err;
     g3_gen_stats st;
     g_cancel = 0;
-    if (g3_session_send(c->session, message ? message : text, &c->opts->gen, print_text, NULL, &g_cancel, &st, &err)) {
+    g3_part *parts = NULL;
+    size_t n_parts = 0;
+    int rc;
+    if (c->n_media) {
+        if (app_media_parts("chat", c->media, c->is_video, c->n_media, c->opts->max_frames, message ? message : text,
+                            &parts, &n_parts)) {
+            free(message);
+            return;
+        }
+        rc = g3_session_send_parts(c->session, parts, n_parts, &c->opts->gen, print_text, NULL, &g_cancel, &st, &err);
+        g3_parts_free(parts, n_parts);
+    } else {
+        rc = g3_session_send(c->session, message ? message : text, &c->opts->gen, print_text, NULL, &g_cancel, &st, &err);
+    }
+    if (rc) {
         fflush(stdout);
         say(c, "\nerror: %s", err.msg);
     } else {
+        clear_media(c);
         printf("\n");
         if (!strcmp(st.stop_reason, "cancelled")) say(c, "%s", "[stopped]");
         if (c->opts->verbose) app_print_stats(&st);
@@ -211,6 +264,7 @@ int cmd_chat(int argc, char **argv) {
         return 1;
     }
     chat_state c = {.opts = &o, .interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)};
+    g3_vision *vision = NULL;
     if (g3_session_new(model, &o.cp, &c.session, &err) ||
         g3_conversation_set_system(g3_session_conversation(c.session), system, &err)) {
         app_error(cmd, "%s", err.msg);
@@ -218,6 +272,12 @@ int cmd_chat(int argc, char **argv) {
         g3_model_free(model);
         return 1;
     }
+    if (gen_options_load_vision(cmd, &o, c.session, &vision)) {
+        g3_session_free(c.session);
+        g3_model_free(model);
+        return 1;
+    }
+    c.has_vision = vision != NULL;
     struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: Ctrl-C interrupts reads */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -231,7 +291,9 @@ int cmd_chat(int argc, char **argv) {
         if (quit) break;
     }
     free(c.attachments);
+    clear_media(&c);
     g3_session_free(c.session);
+    g3_vision_free(vision);
     g3_model_free(model);
     return 0;
 }

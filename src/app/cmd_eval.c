@@ -12,25 +12,38 @@
 #include <time.h>
 
 #include "app/app.h"
+#include "gemma3_media.h"
 #include "gemma3_text.h"
+#include "gemma3_vision.h"
 
 static const char *k_cmd = "eval";
 
 typedef struct eval_opts {
     const char *model, *tokens, *tokens_file, *prompt_file, *logits_path;
-    uint32_t chunk, generate, n_ctx;
+    const char *mmproj, *image;
+    bool golden_wrap;
+    uint32_t chunk, generate, n_ctx, n_threads;
 } eval_opts;
+
+#define MEDIA_MARKER "<__media__>"
+
+static int fail(g3_error *err, const char *msg) {
+    snprintf(err->msg, sizeof err->msg, "%s", msg);
+    return -1;
+}
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: gemma-chat eval -m MODEL (--tokens 2,9259,... | --tokens-file F.json | --prompt-file F)\n"
-            "                       [--chunk N] [--logits OUT.f32] [--generate N] [-c N]\n"
+            "                       [--chunk N] [--logits OUT.f32] [--generate N] [-c N] [-t N]\n"
             "  --prompt-file F  tokenize F's bytes with the model's vocabulary (<bos> added,\n"
             "                control tokens such as <start_of_turn> in the text parsed)\n"
             "  --chunk N     feed the sequence N tokens at a time (through the KV cache)\n"
             "  --logits F    write float32 logits for every position, [n_pos][n_vocab]\n"
             "  --generate N  print the N greedy token ids that follow, as a JSON array\n"
-            "  -c N          context size (default: sequence + generated, at most the model's)\n");
+            "  -c N          context size (default: sequence + generated, at most the model's)\n"
+            "  -t N          threads (default: the physical cores; more than the CPUs this process\n"
+            "                may use is an error)\n");
 }
 
 static int push_token(int32_t **ids, uint32_t *n, uint32_t *cap, long long v, const char *where) {
@@ -108,9 +121,19 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         else if (strcmp(a, "--tokens-file") == 0) o->tokens_file = v;
         else if (strcmp(a, "--prompt-file") == 0) o->prompt_file = v;
         else if (strcmp(a, "--logits") == 0) o->logits_path = v;
+        else if (strcmp(a, "--mmproj") == 0) o->mmproj = v;
+        else if (strcmp(a, "--image") == 0) o->image = v;
+        else if (strcmp(a, "--image-wrap") == 0) {
+            if (strcmp(v, "golden") && strcmp(v, "official")) {
+                app_error(k_cmd, "--image-wrap must be official or golden, got '%s'", v);
+                return -1;
+            }
+            o->golden_wrap = !strcmp(v, "golden");
+        }
         else if (strcmp(a, "--chunk") == 0) { if (app_parse_u32(k_cmd, a, v, 1, UINT32_MAX, &o->chunk)) return -1; }
         else if (strcmp(a, "--generate") == 0) { if (app_parse_u32(k_cmd, a, v, 0, 1u << 20, &o->generate)) return -1; }
         else if (strcmp(a, "-c") == 0 || strcmp(a, "--ctx-size") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1u << 24, &o->n_ctx)) return -1; }
+        else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1024, &o->n_threads)) return -1; }
         else {
             app_error(k_cmd, "unknown option '%s'", a);
             return -1;
@@ -122,15 +145,74 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         app_error(k_cmd, "give exactly one of --tokens, --tokens-file, --prompt-file");
         return -1;
     }
+    if (!o->image != !o->mmproj || (o->image && !o->prompt_file)) {
+        app_error(k_cmd, "--image needs --mmproj and a --prompt-file holding " MEDIA_MARKER);
+        return -1;
+    }
     return 0;
 }
 
 /* --prompt-file: the file's exact bytes, tokenized the way the golden prompts
  * were (llama.cpp add_special = true, parse_special = true: <bos> first, and
  * <start_of_turn> etc. written in the file are control tokens). */
-static int tokenize_prompt_file(const char *path, const g3_model *model, int32_t **ids, uint32_t *n) {
+static int append_tokens(const g3_tokenizer *tok, const char *text, size_t len, bool bos, int32_t **ids, size_t *n,
+                         g3_error *err) {
+    int32_t *part;
+    size_t n_part;
+    if (g3_tokenize(tok, text, len, bos, true, &part, &n_part, err)) return -1;
+    int32_t *grown = realloc(*ids, (*n + n_part + 1) * sizeof *grown);
+    if (!grown) {
+        free(part);
+        return fail(err, "out of memory");
+    }
+    memcpy(grown + *n, part, n_part * sizeof *part);
+    *ids = grown;
+    *n += n_part;
+    free(part);
+    return 0;
+}
+
+/* The prompt file's tokens; with an image, MEDIA_MARKER becomes the image's
+ * wrap and n_img positions marked -1 (the image's soft tokens). */
+static int tokenize_prompt(const char *text, size_t len, const g3_tokenizer *tok, const eval_opts *o, uint32_t n_img,
+                           int32_t **ids, size_t *n, g3_error *err) {
+    *ids = NULL;
+    *n = 0;
+    if (!o->image) return append_tokens(tok, text, len, true, ids, n, err);
+    const char *mark = strstr(text, MEDIA_MARKER);
+    if (!mark || strstr(mark + 1, MEDIA_MARKER) || memchr(text, 0, len))
+        return fail(err, "the prompt file must hold " MEDIA_MARKER " exactly once (where the image goes)");
+    /* official: "\n\n<start_of_image>" ... "<end_of_image>\n\n"; golden (llama.cpp): no newlines */
+    const char *open = o->golden_wrap ? "<start_of_image>" : "\n\n<start_of_image>";
+    const char *close = o->golden_wrap ? "<end_of_image>" : "<end_of_image>\n\n";
+    size_t before = (size_t)(mark - text), after = len - before - strlen(MEDIA_MARKER);
+    char *a = malloc(before + strlen(open) + 1), *b = malloc(strlen(close) + after + 1);
+    int rc = -1;
+    if (a && b) {
+        memcpy(a, text, before);
+        strcpy(a + before, open);
+        strcpy(b, close);
+        memcpy(b + strlen(close), mark + strlen(MEDIA_MARKER), after + 1);
+        rc = append_tokens(tok, a, strlen(a), true, ids, n, err);
+        int32_t *grown = rc ? NULL : realloc(*ids, (*n + n_img) * sizeof *grown);
+        if (!rc && !grown) rc = fail(err, "out of memory");
+        if (!rc) {
+            *ids = grown;
+            for (uint32_t i = 0; i < n_img; i++) (*ids)[(*n)++] = -1;
+            rc = append_tokens(tok, b, strlen(b), false, ids, n, err);
+        }
+    } else {
+        fail(err, "out of memory");
+    }
+    free(a);
+    free(b);
+    return rc;
+}
+
+static int tokenize_prompt_file(const eval_opts *o, const g3_model *model, uint32_t n_img, int32_t **ids,
+                                uint32_t *n) {
     size_t len = 0;
-    char *text = app_read_file(k_cmd, path, &len);
+    char *text = app_read_file(k_cmd, o->prompt_file, &len);
     if (!text) return -1;
     g3_error err;
     g3_tokenizer *tok;
@@ -138,22 +220,59 @@ static int tokenize_prompt_file(const char *path, const g3_model *model, int32_t
     size_t n_toks = 0;
     int rc = g3_tokenizer_from_model(model, &tok, &err);
     if (rc == 0) {
-        rc = g3_tokenize(tok, text, len, true, true, &toks, &n_toks, &err);
+        rc = tokenize_prompt(text, len, tok, o, n_img, &toks, &n_toks, &err);
         g3_tokenizer_free(tok);
     }
     free(text);
     if (rc) {
-        app_error(k_cmd, "%s: %s", path, err.msg);
+        app_error(k_cmd, "%s: %s", o->prompt_file, err.msg);
+        free(toks);
         return -1;
     }
     if (n_toks > UINT32_MAX) {
-        app_error(k_cmd, "%s: %zu tokens is too many", path, n_toks);
+        app_error(k_cmd, "%s: %zu tokens is too many", o->prompt_file, n_toks);
         free(toks);
         return -1;
     }
     *ids = toks;
     *n = (uint32_t)n_toks;
     return 0;
+}
+
+/* The image's soft tokens (n_tokens x n_embd) from --mmproj and --image. */
+static float *encode_image(const eval_opts *o, const g3_model *model, uint32_t *n_img) {
+    g3_error err;
+    g3_vision *v = NULL;
+    g3_image img = {0};
+    float *pixels = NULL, *embd = NULL;
+    g3_media_limits lim = g3_media_limits_default();
+    if (g3_vision_load(o->mmproj, NULL, &v, &err) || g3_vision_check_model(v, model, &err) ||
+        g3_image_load(o->image, &lim, &img, &err))
+        goto fail;
+    uint32_t size = g3_vision_image_size(v);
+    float mean[3], std[3];
+    g3_vision_norm(v, mean, std);
+    pixels = malloc(sizeof(float) * 3 * size * size);
+    embd = malloc(sizeof(float) * g3_vision_n_tokens(v) * g3_vision_n_embd(v));
+    if (!pixels || !embd) {
+        fail(&err, "out of memory");
+        goto fail;
+    }
+    if (g3_image_to_tensor(&img, size, o->golden_wrap ? G3_RESIZE_PAD : G3_RESIZE_STRETCH, mean, std, pixels, &err) ||
+        g3_vision_encode(v, pixels, embd, &err))
+        goto fail;
+    *n_img = g3_vision_n_tokens(v);
+    free(pixels);
+    g3_image_free(&img);
+    g3_vision_free(v);
+    return embd;
+fail:
+    app_error(k_cmd, "%s", err.msg);
+    free(pixels);
+    free(embd);
+    g3_image_free(&img);
+    g3_vision_free(v);
+    return NULL;
 }
 
 static uint32_t argmax(const float *row, uint32_t n) {
@@ -183,13 +302,33 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Evaluates ids[0..n) in chunks; -1 runs are the image (embd, one
+ * bidirectional batch). Logits rows are written for text positions only. */
+static int eval_sequence(const eval_opts *o, g3_context *ctx, const g3_config *cfg, const int32_t *ids, uint32_t n,
+                         const float *embd, float *logits, g3_error *err) {
+    uint32_t row = 0, chunk = o->chunk ? o->chunk : n;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i;
+        if (ids[i] < 0) {
+            while (j < n && ids[j] < 0) j++;
+            if (g3_eval_embeddings(ctx, embd, j - i, true, NULL, false, err)) return -1;
+        } else {
+            while (j < n && ids[j] >= 0 && j - i < chunk) j++;
+            if (g3_eval(ctx, ids + i, j - i, logits + (size_t)row * cfg->n_vocab, true, err)) return -1;
+            row += j - i;
+        }
+        i = j;
+    }
+    return 0;
+}
+
 /* Evaluates the prompt (in chunks) and the greedy continuation. */
-static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t n) {
+static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t n, const float *embd) {
     const g3_config *cfg = g3_model_config(model);
     g3_error err;
     uint64_t need = (uint64_t)n + o->generate;
     uint32_t n_ctx = o->n_ctx ? o->n_ctx : (uint32_t)(need < cfg->n_ctx_train ? need : cfg->n_ctx_train);
-    g3_context_params cp = {.n_ctx = n_ctx};
+    g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads};
     g3_context *ctx;
     if (g3_context_new(model, &cp, &ctx, &err)) { app_error(k_cmd, "%s", err.msg); return -1; }
     float *logits = malloc(sizeof(float) * (size_t)n * cfg->n_vocab);
@@ -197,17 +336,15 @@ static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t
     int rc = -1;
     if (!logits || !generated) { app_error(k_cmd, "out of memory for %u x %u logits", n, cfg->n_vocab); goto done; }
     double t0 = now_s();
-    uint32_t chunk = o->chunk ? o->chunk : n;
-    for (uint32_t done = 0; done < n; done += chunk) {
-        uint32_t len = n - done < chunk ? n - done : chunk;
-        if (g3_eval(ctx, ids + done, len, logits + (size_t)done * cfg->n_vocab, true, &err)) {
-            app_error(k_cmd, "%s", err.msg);
-            goto done;
-        }
+    uint32_t n_text = 0;
+    for (uint32_t i = 0; i < n; i++) n_text += ids[i] >= 0;
+    if (eval_sequence(o, ctx, cfg, ids, n, embd, logits, &err)) {
+        app_error(k_cmd, "%s", err.msg);
+        goto done;
     }
     double t1 = now_s();
-    if (o->logits_path && write_logits(o->logits_path, logits, (size_t)n * cfg->n_vocab)) goto done;
-    float *row = logits + (size_t)(n - 1) * cfg->n_vocab;
+    if (o->logits_path && write_logits(o->logits_path, logits, (size_t)n_text * cfg->n_vocab)) goto done;
+    float *row = logits + (size_t)(n_text - 1) * cfg->n_vocab;
     for (uint32_t g = 0; g < o->generate; g++) {
         int32_t next = (int32_t)argmax(row, cfg->n_vocab);
         generated[g] = next;
@@ -255,12 +392,16 @@ int cmd_eval(int argc, char **argv) {
         free(ids);
         return 1;
     }
-    if (o.prompt_file && tokenize_prompt_file(o.prompt_file, model, &ids, &n)) {
+    uint32_t n_img = 0;
+    float *embd = o.image ? encode_image(&o, model, &n_img) : NULL;
+    if ((o.image && !embd) || (o.prompt_file && tokenize_prompt_file(&o, model, n_img, &ids, &n))) {
+        free(embd);
         g3_model_free(model);
-        return 2;
+        return o.image && !embd ? 1 : 2;
     }
-    int rc = run(&o, model, ids, n) ? 1 : 0;
+    int rc = run(&o, model, ids, n, embd) ? 1 : 0;
     g3_model_free(model);
+    free(embd);
     free(ids);
     return rc;
 }

@@ -5,6 +5,7 @@
 
 #include "app/app.h"
 #include "app/gen_options.h"
+#include "gemma3_vision.h"
 
 static bool print_text(const char *text, size_t len, void *user) {
     fwrite(text, 1, len, stdout);
@@ -16,7 +17,9 @@ static void usage(FILE *out) {
     fprintf(out, "usage: gemma-chat run -m MODEL -p TEXT [--raw] [options]\n"
                  "  -p, --prompt TEXT       the user message (chat template applied)\n"
                  "  -f, --file FILE         read the prompt from a file instead\n"
-                 "  --raw                   feed TEXT as is (special tokens parsed, <bos> added)\n");
+                 "  --raw                   feed TEXT as is (special tokens parsed, <bos> added)\n"
+                 "  --image PATH            an image before the text (repeatable; needs --mmproj)\n"
+                 "  --video PATH            a video, as --max-frames frames with their times (needs --mmproj)\n");
     gen_options_help(out);
 }
 
@@ -28,6 +31,9 @@ void app_print_stats(const g3_gen_stats *st) {
 
 int cmd_run(int argc, char **argv) {
     const char *cmd = "run", *prompt = NULL, *prompt_file = NULL, *system;
+    const char *media[16];
+    bool is_video[16];
+    int n_media = 0;
     char *file_text = NULL;
     bool raw = false;
     gen_options o;
@@ -45,6 +51,13 @@ int cmd_run(int argc, char **argv) {
             if (!(prompt = app_flag_value(cmd, argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) {
             if (!(prompt_file = app_flag_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--image") || !strcmp(argv[i], "--video")) {
+            if (n_media == 16) {
+                app_error(cmd, "at most 16 --image/--video files");
+                return 2;
+            }
+            is_video[n_media] = !strcmp(argv[i], "--video");
+            if (!(media[n_media++] = app_flag_value(cmd, argc, argv, &i))) return 2;
         } else {
             app_error(cmd, "unknown option '%s'", argv[i]);
             return 2;
@@ -65,10 +78,20 @@ int cmd_run(int argc, char **argv) {
     }
     int rc = 1;
     g3_gen_stats st;
-    if (g3_session_new(model, &o.cp, &s, &err) ||
-        (!raw && g3_conversation_set_system(g3_session_conversation(s), system, &err)) ||
-        (raw ? g3_session_complete_raw(s, prompt, &o.gen, print_text, NULL, NULL, &st, &err)
-             : g3_session_send(s, prompt, &o.gen, print_text, NULL, NULL, &st, &err))) {
+    g3_vision *vision = NULL;
+    g3_part *parts = NULL;
+    size_t n_parts = 0;
+    if (raw && n_media) {
+        app_error(cmd, "--raw takes no --image or --video (images need the chat template)");
+        rc = 2;
+    } else if (g3_session_new(model, &o.cp, &s, &err)) {
+        app_error(cmd, "%s", err.msg);
+    } else if (gen_options_load_vision(cmd, &o, s, &vision) ||
+               app_media_parts(cmd, media, is_video, n_media, o.max_frames, prompt, &parts, &n_parts)) {
+        /* message printed */
+    } else if ((!raw && g3_conversation_set_system(g3_session_conversation(s), system, &err)) ||
+               (raw ? g3_session_complete_raw(s, prompt, &o.gen, print_text, NULL, NULL, &st, &err)
+                    : g3_session_send_parts(s, parts, n_parts, &o.gen, print_text, NULL, NULL, &st, &err))) {
         fflush(stdout);
         app_error(cmd, "%s", err.msg);
     } else {
@@ -76,7 +99,9 @@ int cmd_run(int argc, char **argv) {
         if (o.verbose) app_print_stats(&st);
         rc = 0;
     }
+    g3_parts_free(parts, n_parts);
     g3_session_free(s);
+    g3_vision_free(vision);
     g3_model_free(model);
     free(file_text);
     return rc;

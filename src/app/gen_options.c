@@ -4,11 +4,13 @@
 
 #include "app/app.h"
 #include "app/gen_options.h"
+#include "gemma3_vision.h"
 
 void gen_options_init(gen_options *o) {
     memset(o, 0, sizeof *o);
     o->gen = g3_gen_defaults();
     o->cp.n_ctx = 8192;
+    o->max_frames = 2;
 }
 
 static int parse_float(const char *cmd, const char *flag, const char *v, float *out) {
@@ -26,7 +28,7 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
     static const char *const with_value[] = {"-m", "--model", "-c", "--ctx-size", "-t", "--threads", "-n",
                                              "--n-predict", "--temp", "--top-k", "--top-p", "--min-p",
                                              "--repeat-penalty", "--repeat-last-n", "--seed", "-s", "--system",
-                                             "--preset", "--stop", NULL};
+                                             "--preset", "--stop", "--mmproj", "--image-wrap", "--max-frames", NULL};
     const char *a = argv[*i];
     if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
         o->verbose = true;
@@ -52,6 +54,16 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
     else if (!strcmp(a, "--seed")) rc = app_parse_u64(cmd, a, v, &sp->seed);
     else if (!strcmp(a, "-s") || !strcmp(a, "--system")) o->system = v;
     else if (!strcmp(a, "--preset")) o->preset = v;
+    else if (!strcmp(a, "--mmproj")) o->mmproj = v;
+    else if (!strcmp(a, "--max-frames")) rc = app_parse_u32(cmd, a, v, 1, 4, &o->max_frames);
+    else if (!strcmp(a, "--image-wrap")) {
+        if (!strcmp(v, "official")) o->wrap = G3_IMAGE_WRAP_OFFICIAL;
+        else if (!strcmp(v, "golden")) o->wrap = G3_IMAGE_WRAP_GOLDEN;
+        else {
+            app_error(cmd, "--image-wrap must be official or golden, got '%s'", v);
+            return -1;
+        }
+    }
     else if (!strcmp(a, "--stop")) {
         if (o->n_stop == GEN_MAX_STOP) {
             app_error(cmd, "at most %d --stop strings", GEN_MAX_STOP);
@@ -102,5 +114,54 @@ void gen_options_help(FILE *out) {
             "  --repeat-last-n N       tokens the penalty looks back over (default 64)\n"
             "  --seed S                random seed (default: from the clock)\n"
             "  --stop TEXT             stop when the answer contains TEXT (repeatable)\n"
-            "  -v, --verbose           print prefill and generation speed after each answer\n");
+            "  -v, --verbose           print prefill and generation speed after each answer\n"
+            "  --mmproj FILE           the vision encoder (mmproj GGUF) for images and video\n"
+            "  --max-frames N          frames sampled from each video (default 2, at most 4)\n"
+            "  --image-wrap MODE       official (default: \\n\\n around images, stretch to the square)\n"
+            "                          or golden (llama.cpp's layout and padding)\n");
+}
+
+int gen_options_load_vision(const char *cmd, const gen_options *o, g3_session *s, g3_vision **vision) {
+    *vision = NULL;
+    if (!o->mmproj) return 0;
+    g3_error err;
+    g3_vision_params vp = {.n_threads = o->cp.n_threads};
+    if (g3_vision_load(o->mmproj, &vp, vision, &err) || g3_session_set_vision(s, *vision, o->wrap, &err)) {
+        app_error(cmd, "%s", err.msg);
+        g3_vision_free(*vision);
+        *vision = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int app_media_parts(const char *cmd, const char *const *media, const bool *is_video, int n_media, uint32_t max_frames,
+                    const char *text, g3_part **parts, size_t *n_parts) {
+    size_t cap = (size_t)n_media * 2 * 4 + 1, n = 0;
+    g3_part *p = calloc(cap, sizeof *p);
+    g3_error err;
+    if (!p) {
+        app_error(cmd, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n_media; i++) {
+        if (!is_video[i]) {
+            p[n++] = (g3_part){.type = G3_PART_IMAGE, .path = strdup(media[i])};
+            continue;
+        }
+        g3_part *frames;
+        size_t n_frames;
+        if (g3_video_parts(media[i], max_frames, &frames, &n_frames, &err)) {
+            app_error(cmd, "%s", err.msg);
+            g3_parts_free(p, n);
+            return -1;
+        }
+        memcpy(p + n, frames, n_frames * sizeof *frames);
+        n += n_frames;
+        free(frames); /* the strings now belong to p */
+    }
+    if (text && *text) p[n++] = (g3_part){.type = G3_PART_TEXT, .text = strdup(text)};
+    *parts = p;
+    *n_parts = n;
+    return 0;
 }

@@ -18,6 +18,9 @@ typedef struct gen_options {
     const char *stop[GEN_MAX_STOP + 1];
     int n_stop;
     bool verbose;
+    const char *mmproj;       /* --mmproj FILE: the vision encoder */
+    g3_image_wrap wrap;       /* --image-wrap official|golden */
+    uint32_t max_frames;      /* --max-frames N: frames sampled per video (default 2, at most 4) */
 } gen_options;
 
 void gen_options_init(gen_options *o);
@@ -28,5 +31,12 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
  * to use (from -s, or the preset) through *system. */
 int gen_options_finish(const char *cmd, gen_options *o, const char **system);
 void gen_options_help(FILE *out);
+/* Loads --mmproj (if given) into the session; *vision must be freed by the
+ * caller after the session. Returns -1 after printing why. */
+/* The message parts: images and sampled video frames in the order given,
+ * then the text. */
+int app_media_parts(const char *cmd, const char *const *media, const bool *is_video, int n_media, uint32_t max_frames,
+                    const char *text, g3_part **parts, size_t *n_parts);
+int gen_options_load_vision(const char *cmd, const gen_options *o, g3_session *s, struct g3_vision **vision);
 
 #endif

@@ -15,11 +15,13 @@ static const command k_commands[] = {
     {"run", cmd_run, "one answer to a prompt, for scripts"},
     {"tokenize", cmd_tokenize, "text to token ids (JSON array)"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"bench", cmd_bench, "prefill and decode speed, memory bandwidth roofline"},
     {"plan", cmd_plan, "memory needed by each model size, format and context"},
     {"quantize", cmd_quantize, "convert a F32/F16/BF16 GGUF to Q8_0, Q4_0 or Q4_K_M"},
     {"eval", cmd_eval, "evaluate a token sequence: logits of every position, greedy continuation"},
     {"info", cmd_info, "print a model's architecture, hyperparameters and tensors"},
     {"make-test-model", cmd_make_test_model, "write a random-weight Gemma 3 model of a real shape"},
+    {"embed-image", cmd_embed_image, "an image's projected vision embeddings (float32), for checking"},
 };
 
 static void usage(FILE *out) {

@@ -17,11 +17,22 @@
 
 void g3_conversation_init(g3_conversation *c) { memset(c, 0, sizeof *c); }
 
-void g3_conversation_clear(g3_conversation *c) {
-    for (size_t i = 0; i < c->n_turns; i++) {
-        free(c->turns[i].text);
-        free(c->turns[i].ids);
+void g3_parts_free(g3_part *parts, size_t n) {
+    for (size_t i = 0; parts && i < n; i++) {
+        free(parts[i].text);
+        free(parts[i].path);
     }
+    free(parts);
+}
+
+static void turn_free(g3_turn *t) {
+    free(t->text);
+    free(t->ids);
+    g3_parts_free(t->parts, t->n_parts);
+}
+
+void g3_conversation_clear(g3_conversation *c) {
+    for (size_t i = 0; i < c->n_turns; i++) turn_free(&c->turns[i]);
     c->n_turns = 0;
 }
 
@@ -53,7 +64,7 @@ int g3_conversation_add(g3_conversation *c, g3_role role, const char *text, cons
         c->turns = grown;
         c->cap = cap;
     }
-    g3_turn t = {.role = role, .text = strdup(text ? text : ""), .n_ids = ids ? n_ids : 0};
+    g3_turn t = {.role = role, .text = strdup(text ? text : ""), .n_ids = ids ? n_ids : 0, .parts = NULL};
     if (ids && n_ids) {
         t.ids = malloc(sizeof *ids * n_ids);
         if (t.ids) memcpy(t.ids, ids, sizeof *ids * n_ids);
@@ -69,9 +80,82 @@ int g3_conversation_add(g3_conversation *c, g3_role role, const char *text, cons
 
 void g3_conversation_pop(g3_conversation *c) {
     if (c->n_turns == 0) return;
-    g3_turn *t = &c->turns[--c->n_turns];
-    free(t->text);
-    free(t->ids);
+    turn_free(&c->turns[--c->n_turns]);
+}
+
+static int copy_parts(const g3_part *src, size_t n, g3_part **out, g3_error *err) {
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out) return g3_fail(err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        g3_part *d = &(*out)[i];
+        *d = src[i];
+        d->text = src[i].text ? strdup(src[i].text) : NULL;
+        d->path = src[i].path ? strdup(src[i].path) : NULL;
+        if ((src[i].text && !d->text) || (src[i].path && !d->path)) {
+            g3_parts_free(*out, i + 1);
+            *out = NULL;
+            return g3_fail(err, "out of memory");
+        }
+        bool text = d->type == G3_PART_TEXT;
+        if ((text && !d->text) || (!text && !d->path) || d->type > G3_PART_VIDEO_FRAME) {
+            g3_parts_free(*out, i + 1);
+            *out = NULL;
+            return g3_fail(err, "part %zu: a text part needs text, an image or frame part a path", i + 1);
+        }
+    }
+    return 0;
+}
+
+/* The text parts joined, for display and plain-text export. */
+static char *joined_text(const g3_part *parts, size_t n) {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].type == G3_PART_TEXT) len += strlen(parts[i].text) + 1;
+    char *out = malloc(len + 1), *p = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].type != G3_PART_TEXT) continue;
+        if (p != out) *p++ = ' ';
+        p = stpcpy(p, parts[i].text);
+    }
+    *p = 0;
+    return out;
+}
+
+int g3_conversation_add_parts(g3_conversation *c, const g3_part *parts, size_t n_parts, g3_error *err) {
+    g3_part *copy;
+    if (copy_parts(parts, n_parts, &copy, err)) return -1;
+    char *text = joined_text(parts, n_parts);
+    if (!text || g3_conversation_add(c, G3_ROLE_USER, text, NULL, 0, err)) {
+        free(text);
+        g3_parts_free(copy, n_parts);
+        return text ? -1 : g3_fail(err, "out of memory");
+    }
+    free(text);
+    c->turns[c->n_turns - 1].parts = copy;
+    c->turns[c->n_turns - 1].n_parts = n_parts;
+    return 0;
+}
+
+static const char *const k_part_names[] = {"text", "image", "video_frame"};
+
+static bool parts_to_json(cJSON *jt, const g3_turn *t) {
+    cJSON *parts = cJSON_AddArrayToObject(jt, "parts");
+    for (size_t k = 0; parts && k < t->n_parts; k++) {
+        const g3_part *p = &t->parts[k];
+        cJSON *jp = cJSON_CreateObject();
+        if (!jp) return false;
+        cJSON_AddItemToArray(parts, jp);
+        cJSON_AddStringToObject(jp, "type", k_part_names[p->type]);
+        if (p->type == G3_PART_TEXT) cJSON_AddStringToObject(jp, "text", p->text);
+        else cJSON_AddStringToObject(jp, "path", p->path);
+        if (p->type == G3_PART_VIDEO_FRAME) {
+            cJSON_AddNumberToObject(jp, "seconds", p->seconds);
+            cJSON_AddNumberToObject(jp, "frame", p->frame);
+            cJSON_AddNumberToObject(jp, "n_frames", p->n_frames);
+        }
+    }
+    return parts != NULL;
 }
 
 char *g3_conversation_to_json(const g3_conversation *c) {
@@ -92,6 +176,7 @@ char *g3_conversation_to_json(const g3_conversation *c) {
             cJSON *ids = cJSON_AddArrayToObject(jt, "ids");
             for (size_t k = 0; ids && k < t->n_ids; k++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(t->ids[k]));
         }
+        if (t->n_parts && !parts_to_json(jt, t)) goto oom;
     }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
@@ -124,6 +209,50 @@ static int parse_ids(const cJSON *arr, size_t turn, int32_t **ids, size_t *n, g3
     return 0;
 }
 
+static int parse_part(const cJSON *jp, size_t turn, size_t k, g3_part *p, g3_error *err) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(jp, "type");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(jp, "text");
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(jp, "path");
+    memset(p, 0, sizeof *p);
+    int t = -1;
+    for (int i = 0; cJSON_IsString(type) && i < 3; i++)
+        if (!strcmp(type->valuestring, k_part_names[i])) t = i;
+    if (t < 0) return g3_fail(err, "turn %zu, part %zu: \"type\" must be text, image or video_frame", turn, k);
+    p->type = (g3_part_type)t;
+    if (t == G3_PART_TEXT ? !cJSON_IsString(text) : !cJSON_IsString(path))
+        return g3_fail(err, "turn %zu, part %zu: needs a string \"%s\"", turn, k, t == G3_PART_TEXT ? "text" : "path");
+    p->text = t == G3_PART_TEXT ? text->valuestring : NULL; /* borrowed: copied by add_parts */
+    p->path = t == G3_PART_TEXT ? NULL : path->valuestring;
+    if (t == G3_PART_VIDEO_FRAME) {
+        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(jp, "seconds");
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(jp, "frame");
+        const cJSON *nf = cJSON_GetObjectItemCaseSensitive(jp, "n_frames");
+        if (!cJSON_IsNumber(sec) || !cJSON_IsNumber(fr) || !cJSON_IsNumber(nf) || nf->valuedouble < 1 ||
+            nf->valuedouble > 64 || fr->valuedouble < 0 || fr->valuedouble >= nf->valuedouble)
+            return g3_fail(err, "turn %zu, part %zu: a video frame needs seconds, frame < n_frames <= 64", turn, k);
+        p->seconds = sec->valuedouble;
+        p->frame = (uint32_t)fr->valuedouble;
+        p->n_frames = (uint32_t)nf->valuedouble;
+    }
+    return 0;
+}
+
+static int parse_parts(g3_conversation *c, const cJSON *jparts, size_t turn, g3_error *err) {
+    if (!cJSON_IsArray(jparts)) return g3_fail(err, "turn %zu: \"parts\" must be an array", turn);
+    size_t n = (size_t)cJSON_GetArraySize(jparts), k = 0;
+    g3_part *parts = calloc(n ? n : 1, sizeof *parts);
+    if (!parts) return g3_fail(err, "out of memory");
+    const cJSON *jp;
+    int rc = 0;
+    cJSON_ArrayForEach(jp, jparts) {
+        if ((rc = parse_part(jp, turn, k + 1, &parts[k], err))) break;
+        k++;
+    }
+    if (rc == 0) rc = g3_conversation_add_parts(c, parts, n, err);
+    free(parts); /* the strings were borrowed from the JSON */
+    return rc;
+}
+
 static int parse_turns(g3_conversation *c, const cJSON *turns, g3_error *err) {
     if (!cJSON_IsArray(turns)) return g3_fail(err, "\"turns\" must be an array");
     size_t i = 0;
@@ -139,6 +268,11 @@ static int parse_turns(g3_conversation *c, const cJSON *turns, g3_error *err) {
         else if (strcmp(role->valuestring, "model") == 0 || strcmp(role->valuestring, "assistant") == 0)
             r = G3_ROLE_MODEL;
         else return g3_fail(err, "turn %zu: unknown role '%.32s'", i, role->valuestring);
+        const cJSON *jparts = cJSON_GetObjectItemCaseSensitive(jt, "parts");
+        if (jparts && r == G3_ROLE_USER) {
+            if (parse_parts(c, jparts, i, err)) return -1;
+            continue;
+        }
         int32_t *ids;
         size_t n_ids;
         if (parse_ids(cJSON_GetObjectItemCaseSensitive(jt, "ids"), i, &ids, &n_ids, err)) return -1;

@@ -6,6 +6,7 @@
  * just the new turn. When the conversation outgrows the context, the oldest
  * user/model pairs are left out of the prompt (they stay in the
  * conversation and its saved file). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,7 +14,17 @@
 #include "base/error.h"
 #include "chat/prompt.h"
 #include "gemma3_chat.h"
+#include "gemma3_media.h"
+#include "gemma3_vision.h"
 #include "text/sampler.h"
+
+/* An image the conversation refers to, and its soft tokens once encoded. */
+typedef struct image_entry {
+    g3_part_type type;
+    char *path;
+    uint32_t frame, n_frames;
+    float *embd; /* n_tokens x n_embd, NULL until encoded */
+} image_entry;
 
 struct g3_session {
     g3_model *model;
@@ -25,6 +36,11 @@ struct g3_session {
     size_t n_kv_ids, cap_kv_ids;
     float *logits;   /* n_vocab: the distribution after the last kv_id */
     int32_t eot, eos;
+    g3_vision *vision; /* NULL: text only */
+    g3_image_wrap wrap;
+    g3_media_limits limits;
+    image_entry *images; /* image i appears in kv_ids as -(i + 1) */
+    size_t n_images, cap_images;
 };
 
 g3_gen_params g3_gen_defaults(void) {
@@ -55,6 +71,7 @@ int g3_session_new(g3_model *model, const g3_context_params *cp, g3_session **ou
     }
     s->eot = g3_tokenizer_find(s->tok, "<end_of_turn>");
     s->eos = g3_tokenizer_eos(s->tok);
+    s->limits = g3_media_limits_default();
     *out = s;
     return 0;
 fail:
@@ -67,9 +84,93 @@ void g3_session_free(g3_session *s) {
     g3_context_free(s->ctx);
     g3_tokenizer_free(s->tok);
     g3_conversation_free(&s->conv);
+    for (size_t i = 0; i < s->n_images; i++) {
+        free(s->images[i].path);
+        free(s->images[i].embd);
+    }
+    free(s->images);
     free(s->kv_ids);
     free(s->logits);
     free(s);
+}
+
+int g3_session_set_vision(g3_session *s, g3_vision *vision, g3_image_wrap wrap, g3_error *err) {
+    if (vision && g3_vision_check_model(vision, s->model, err)) return -1;
+    s->vision = vision;
+    s->wrap = wrap;
+    return 0;
+}
+
+/* ---- images ------------------------------------------------------------- */
+
+static bool same_image(const image_entry *e, const g3_part *p) {
+    return e->type == p->type && strcmp(e->path, p->path) == 0 &&
+           (p->type == G3_PART_IMAGE || (e->frame == p->frame && e->n_frames == p->n_frames));
+}
+
+static int32_t image_id(void *user, const g3_part *p, g3_error *err) {
+    g3_session *s = user;
+    for (size_t i = 0; i < s->n_images; i++)
+        if (same_image(&s->images[i], p)) return -(int32_t)(i + 1);
+    if (s->n_images == s->cap_images) {
+        size_t cap = s->cap_images ? s->cap_images * 2 : 8;
+        image_entry *grown = realloc(s->images, cap * sizeof *grown);
+        if (!grown) return g3_fail(err, "out of memory"), 0;
+        s->images = grown;
+        s->cap_images = cap;
+    }
+    image_entry e = {.type = p->type, .path = strdup(p->path), .frame = p->frame, .n_frames = p->n_frames};
+    if (!e.path) return g3_fail(err, "out of memory"), 0;
+    s->images[s->n_images++] = e;
+    return -(int32_t)s->n_images;
+}
+
+static int encode_pixels(g3_session *s, const g3_image *img, image_entry *e, g3_error *err) {
+    const uint32_t size = g3_vision_image_size(s->vision);
+    float mean[3], std[3];
+    g3_vision_norm(s->vision, mean, std);
+    float *pixels = malloc(sizeof(float) * 3 * size * size);
+    float *embd = malloc(sizeof(float) * g3_vision_n_tokens(s->vision) * g3_vision_n_embd(s->vision));
+    g3_resize_mode mode = s->wrap == G3_IMAGE_WRAP_GOLDEN ? G3_RESIZE_PAD : G3_RESIZE_STRETCH;
+    if (!pixels || !embd) {
+        free(pixels);
+        free(embd);
+        return g3_fail(err, "out of memory for an image");
+    }
+    int rc = g3_image_to_tensor(img, size, mode, mean, std, pixels, err) || g3_vision_encode(s->vision, pixels, embd, err);
+    free(pixels);
+    if (rc) {
+        free(embd);
+        return -1;
+    }
+    e->embd = embd;
+    return 0;
+}
+
+/* Decodes and encodes an image; a video is sampled once for all of its
+ * frames the conversation uses. */
+static int ensure_encoded(g3_session *s, image_entry *e, g3_error *err) {
+    if (e->embd) return 0;
+    if (e->type == G3_PART_IMAGE) {
+        g3_image img;
+        if (g3_image_load(e->path, &s->limits, &img, err)) return -1;
+        int rc = encode_pixels(s, &img, e, err);
+        g3_image_free(&img);
+        return rc;
+    }
+    g3_video_frame *frames;
+    uint32_t n;
+    if (g3_video_sample(e->path, e->n_frames, &s->limits, &frames, &n, err)) return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < s->n_images; i++) {
+        image_entry *o = &s->images[i];
+        if (o->type == G3_PART_VIDEO_FRAME && !o->embd && o->n_frames == e->n_frames && !strcmp(o->path, e->path)) {
+            if (o->frame >= n) rc = g3_fail(err, "'%s' gave %u frames, frame %u was asked for", o->path, n, o->frame + 1);
+            else rc = encode_pixels(s, &frames[o->frame].image, o, err);
+        }
+    }
+    g3_video_frames_free(frames, n);
+    return rc;
 }
 
 g3_conversation *g3_session_conversation(g3_session *s) { return &s->conv; }
@@ -97,15 +198,45 @@ static int eval_append(g3_session *s, const int32_t *ids, size_t n, g3_error *er
     return 0;
 }
 
+/* Evaluates ids[from..n): token runs as tokens, each image's run of its
+ * negative id as its soft tokens in one bidirectional batch. */
+static int eval_runs(g3_session *s, const int32_t *ids, size_t from, size_t n, g3_error *err) {
+    for (size_t i = from; i < n;) {
+        size_t j = i + 1;
+        while (j < n && (ids[i] >= 0 ? ids[j] >= 0 : ids[j] == ids[i])) j++;
+        if (ids[i] >= 0) {
+            if (eval_append(s, ids + i, j - i, err)) return -1;
+        } else {
+            const image_entry *e = &s->images[-ids[i] - 1];
+            if (g3_eval_embeddings(s->ctx, e->embd, (uint32_t)(j - i), true, NULL, false, err)) return -1;
+            memcpy(s->kv_ids + s->n_kv_ids, ids + i, (j - i) * sizeof *ids);
+            s->n_kv_ids += j - i;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+/* The first position to evaluate when the cache keeps `common` tokens: an
+ * image is evaluated whole, so never resume inside one. */
+static size_t image_start(const int32_t *ids, size_t common) {
+    while (common > 0 && ids[common] < 0 && ids[common - 1] == ids[common]) common--;
+    return common;
+}
+
 /* Makes the cache hold exactly `ids` and the logits follow its last token. */
 static int sync_prompt(g3_session *s, const int32_t *ids, size_t n, g3_gen_stats *st, g3_error *err) {
     size_t common = 0;
     while (common < n && common < s->n_kv_ids && ids[common] == s->kv_ids[common]) common++;
     if (common == n) common--; /* the last token is evaluated again for its logits */
+    common = image_start(ids, common);
+    for (size_t i = common; i < n; i++) /* encode first: a bad image must not cost the cache */
+        if (ids[i] < 0 && ensure_encoded(s, &s->images[-ids[i] - 1], err)) return -1;
     double t0 = now_s();
-    if (rollback(s, common, err)) return -1;
+    /* a rollback the sliding window cannot do restarts from 0 */
+    if (rollback(s, common, err) || rollback(s, image_start(ids, s->n_kv_ids), err)) return -1;
     common = s->n_kv_ids;
-    if (eval_append(s, ids + common, n - common, err)) return -1;
+    if (eval_runs(s, ids, common, n, err)) return -1;
     st->n_reused = (uint32_t)common;
     st->n_prefill = (uint32_t)(n - common);
     st->prefill_s = now_s() - t0;
@@ -116,8 +247,10 @@ static int sync_prompt(g3_session *s, const int32_t *ids, size_t n, g3_gen_stats
  * prompt plus the answer would not fit. */
 static int render_fitting(g3_session *s, uint32_t max_new, int32_t **ids, size_t *n, g3_error *err) {
     const size_t n_ctx = g3_context_n_ctx(s->ctx);
+    g3_render_images img = {.wrap = s->wrap, .image_id = image_id, .user = s};
+    if (s->vision) img.n_tokens = g3_vision_n_tokens(s->vision);
     for (size_t first = 0;; first += 2) {
-        if (g3_chat_render_from(s->tok, &s->conv, first, true, ids, n, err)) return -1;
+        if (g3_chat_render_from(s->tok, &s->conv, first, true, s->vision ? &img : NULL, ids, n, err)) return -1;
         if (*n + max_new <= n_ctx || first + 2 >= s->conv.n_turns) break;
         free(*ids);
         *ids = NULL;
@@ -235,12 +368,12 @@ static int generate(g3_session *s, const g3_gen_params *gp, text_out *o, volatil
     return rc;
 }
 
-int g3_session_send(g3_session *s, const char *user_text, const g3_gen_params *gp, g3_on_text on_text,
-                    void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err) {
+/* Renders the conversation (its last turn: the user's new message), brings
+ * the cache up to date, generates and commits the answer. On failure the
+ * user turn is taken back: the conversation is as it was. */
+static int respond(g3_session *s, const g3_gen_params *gp, g3_on_text on_text, void *user, volatile int *cancel,
+                   g3_gen_stats *stats, g3_error *err) {
     g3_gen_stats st = {0};
-    if (g3_sampler_params_check(&gp->sampler, err)) return -1;
-    if (s->conv.n_turns % 2 != 0) return g3_fail(err, "the conversation is waiting for a model turn");
-    if (g3_conversation_add(&s->conv, G3_ROLE_USER, user_text, NULL, 0, err)) return -1;
     int32_t *prompt = NULL, *gen = NULL;
     size_t n_prompt = 0, n_gen = 0;
     text_out o = {.stop = gp->stop, .on_text = on_text, .user = user};
@@ -257,11 +390,66 @@ int g3_session_send(g3_session *s, const char *user_text, const g3_gen_params *g
     if (stats) *stats = st;
     return 0;
 fail:
-    g3_conversation_pop(&s->conv); /* the conversation is as it was */
+    g3_conversation_pop(&s->conv);
     free(prompt);
     free(gen);
     free(o.text);
     return -1;
+}
+
+static int check_turn(g3_session *s, const g3_gen_params *gp, g3_error *err) {
+    if (g3_sampler_params_check(&gp->sampler, err)) return -1;
+    if (s->conv.n_turns % 2 != 0) return g3_fail(err, "the conversation is waiting for a model turn");
+    return 0;
+}
+
+int g3_session_send(g3_session *s, const char *user_text, const g3_gen_params *gp, g3_on_text on_text,
+                    void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err) {
+    if (check_turn(s, gp, err) || g3_conversation_add(&s->conv, G3_ROLE_USER, user_text, NULL, 0, err)) return -1;
+    return respond(s, gp, on_text, user, cancel, stats, err);
+}
+
+int g3_session_send_parts(g3_session *s, const g3_part *parts, size_t n_parts, const g3_gen_params *gp,
+                          g3_on_text on_text, void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err) {
+    if (check_turn(s, gp, err)) return -1;
+    size_t n_images = 0;
+    for (size_t i = 0; i < n_parts; i++) n_images += parts[i].type != G3_PART_TEXT;
+    if (n_images && !s->vision)
+        return g3_fail(err, "this message has images but no vision encoder is loaded: give --mmproj FILE "
+                            "(Gemma 3 1B is text-only and has none)");
+    if (n_images > s->limits.max_images)
+        return g3_fail(err, "%zu images (or video frames) in one message; the limit is %u", n_images,
+                       s->limits.max_images);
+    if (g3_conversation_add_parts(&s->conv, parts, n_parts, err)) return -1;
+    return respond(s, gp, on_text, user, cancel, stats, err);
+}
+
+/* "Frame 1.50:" before each frame, as the original demo wrote it. */
+int g3_video_parts(const char *path, uint32_t n_frames, g3_part **parts, size_t *n_parts, g3_error *err) {
+    g3_media_limits lim = g3_media_limits_default();
+    g3_video_frame *frames;
+    uint32_t n;
+    *parts = NULL;
+    *n_parts = 0;
+    if (g3_video_sample(path, n_frames, &lim, &frames, &n, err)) return -1;
+    g3_part *p = calloc(2 * (size_t)n + 1, sizeof *p);
+    int rc = p ? 0 : g3_fail(err, "out of memory");
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        char label[48];
+        snprintf(label, sizeof label, "Frame %.2f:", frames[i].seconds);
+        p[2 * i] = (g3_part){.type = G3_PART_TEXT, .text = strdup(label)};
+        p[2 * i + 1] = (g3_part){.type = G3_PART_VIDEO_FRAME, .path = strdup(path), .seconds = frames[i].seconds,
+                                 .frame = i, .n_frames = n};
+        if (!p[2 * i].text || !p[2 * i + 1].path) rc = g3_fail(err, "out of memory");
+    }
+    g3_video_frames_free(frames, n);
+    if (rc) {
+        g3_parts_free(p, 2 * (size_t)n);
+        return -1;
+    }
+    *parts = p;
+    *n_parts = 2 * (size_t)n;
+    return 0;
 }
 
 int g3_session_complete_raw(g3_session *s, const char *text, const g3_gen_params *gp, g3_on_text on_text,

@@ -1,63 +1,207 @@
 /* gemma3_forward.c: contexts and the Gemma 3 forward pass.
  *
- * A batch of tokens goes through the model layer by layer: every token's keys
- * and values of a layer are in the cache before any token of the batch
- * attends, which is what a bidirectional image block needs and what batched
- * matrix products will want. The conventions (checked against llama.cpp and
- * the golden data) are listed at each step. */
+ * A batch (ubatch) of T tokens goes through the model layer by layer, as
+ * matrix-matrix products: every weight matrix is read once per batch
+ * (tensor/matmul.h), and every token's keys and values of a layer are in the
+ * cache before any token of the batch attends (what a bidirectional image
+ * block needs). Decoding is the same code with T = 1, where the products
+ * become matrix-vector products streamed at memory speed. The work runs on
+ * the context's thread pool; the kernels come from the CPU path chosen at
+ * context creation (scalar reference, AVX2, AVX-512; G3_CPU forces one).
+ *
+ * The conventions (checked against llama.cpp and the golden data) are noted
+ * at each step. Nothing is allocated while evaluating. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/checked_math.h"
+#include "base/cpu_features.h"
 #include "base/error.h"
+#include "base/thread_pool.h"
+#include "model/gemma3_forward.h"
 #include "model/gemma3_model.h"
 #include "model/kv_cache.h"
+#include "tensor/kernels.h"
+#include "tensor/matmul.h"
 #include "tensor/ops.h"
+#include "tensor/type_info.h"
 
 #define G3_DEFAULT_UBATCH 512
+#define G3_MAX_THREADS 512
 
 struct g3_context {
     const g3_model *model;
     g3_kv_cache kv;
     uint32_t n_ubatch;
-    /* scratch, sized once: nothing is allocated while evaluating */
-    float *x;      /* n_ubatch x n_embd: the residual stream */
-    float *q;      /* n_ubatch x n_head*head_dim */
-    float *att;    /* n_ubatch x n_head*head_dim: attention output */
-    float *xb;     /* n_embd */
-    float *gate;   /* n_ff */
-    float *up;     /* n_ff */
-    float *scores; /* n_ctx */
+    g3_thread_pool *pool;
+    const g3_kernels *k;
+    g3_mm mm;
+    uint64_t scratch_bytes;
+    /* scratch, sized once for n_ubatch rows */
+    float *x;      /* T x E: the residual stream */
+    float *xb;     /* T x E: normed input of a block, then its output */
+    float *q;      /* T x H*D */
+    float *kk, *vv;/* T x HKV*D: new keys and values, before they enter the cache */
+    float *att;    /* T x H*D: attention output */
+    float *h;      /* T x F: gelu(gate) * up */
+    float *scores; /* n_threads x n_ctx */
+    double *rope;  /* [2 kinds][T][D/2][cos, sin] */
+    double *rope_pw; /* [2 kinds][D/2]: base^(-2i/D) */
+    g3_qa qa;      /* 8-bit form of the input of the next product (E or H*D wide) */
+    g3_qa qh;      /* 8-bit form of h */
 };
 
-int g3_context_new(const g3_model *model, const g3_context_params *params, g3_context **out,
-                   g3_error *err) {
+/* ---- sizes ---- */
+
+typedef struct ctx_sizes {
+    uint32_t n_ctx, n_ubatch, n_threads;
+    uint64_t floats, doubles, qa, qh, mm, total;
+} ctx_sizes;
+
+static uint32_t max3(uint32_t a, uint32_t b, uint32_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+static void plan_scratch(const g3_config *c, const g3_kernels *k, ctx_sizes *s) {
+    const uint64_t U = s->n_ubatch, E = c->n_embd, QD = (uint64_t)c->n_head * c->head_dim,
+                   KVD = (uint64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
+    const uint32_t wide = E > QD ? (uint32_t)E : (uint32_t)QD;
+    s->floats = U * (2 * E + 2 * QD + 2 * KVD + F) + (uint64_t)s->n_threads * s->n_ctx;
+    s->doubles = 2 * U * c->head_dim + c->head_dim;
+    s->qa = g3_qa_bytes(s->n_ubatch, wide - wide % 32);
+    s->qh = g3_qa_bytes(s->n_ubatch, c->n_ff - c->n_ff % 32);
+    s->mm = g3_mm_bytes(k, s->n_threads, s->n_ubatch, max3(c->n_embd, (uint32_t)QD, c->n_ff));
+    s->total = 4 * s->floats + 8 * s->doubles + s->qa + s->qh + s->mm;
+}
+
+uint64_t g3_forward_scratch_bytes(const g3_config *cfg, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_threads) {
+    g3_cpu_path path;
+    if (g3_cpu_active_path(&path, NULL)) path = g3_cpu_features_get()->best;
+    const g3_kernels *k = g3_kernels_get(path);
+    ctx_sizes s = {.n_ctx = n_ctx, .n_ubatch = n_ubatch < n_ctx ? n_ubatch : n_ctx,
+                   .n_threads = n_threads ? n_threads : g3_cpu_physical_cores()};
+    plan_scratch(cfg, k ? k : &g3_kernels_scalar, &s);
+    return s.total;
+}
+
+static int resolve_params(const g3_model *model, const g3_context_params *params, ctx_sizes *s,
+                          const g3_kernels **kernels, g3_error *err) {
+    const g3_config *c = &model->cfg;
+    g3_cpu_path path;
+    if (g3_cpu_active_path(&path, err)) return -1;
+    *kernels = g3_kernels_get(path);
+    if (!*kernels) return g3_fail(err, "the %s kernels are not built into this binary", g3_cpu_path_name(path));
+    s->n_ctx = params && params->n_ctx ? params->n_ctx : c->n_ctx_train;
+    s->n_ubatch = params && params->n_ubatch ? params->n_ubatch : G3_DEFAULT_UBATCH;
+    if (s->n_ctx > (1u << 24)) return g3_fail(err, "context size %u is too large (limit 16777216)", s->n_ctx);
+    if (s->n_ubatch > s->n_ctx) s->n_ubatch = s->n_ctx;
+    const uint32_t usable = g3_cpu_usable_cpus();
+    s->n_threads = params && params->n_threads ? params->n_threads : g3_cpu_physical_cores();
+    if (s->n_threads > usable || s->n_threads > G3_MAX_THREADS)
+        return g3_fail(err, "%u threads requested, but this process can run on %u CPUs", s->n_threads, usable);
+    plan_scratch(c, *kernels, s);
+    return 0;
+}
+
+int g3_context_memory(const g3_model *model, const g3_context_params *params, uint64_t *kv_bytes,
+                      uint64_t *scratch_bytes, g3_error *err) {
+    ctx_sizes s = {0};
+    const g3_kernels *k = NULL;
+    if (resolve_params(model, params, &s, &k, err)) return -1;
+    *kv_bytes = g3_kv_cache_bytes(&model->cfg, s.n_ctx, s.n_ubatch);
+    *scratch_bytes = s.total;
+    return 0;
+}
+
+/* ---- what a decode step reads ---- */
+
+void g3_model_get_stats(const g3_model *model, g3_model_stats *out) {
+    memset(out, 0, sizeof *out);
+    const g3_gguf *g = model->gguf;
+    uint64_t per_type[G3_TYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const g3_gguf_tensor *t = &g->tensors[i];
+        out->weight_bytes += t->n_bytes;
+        if (t->n_dims == 2 && t->type < G3_TYPE_COUNT) per_type[t->type] += t->n_bytes;
+    }
+    uint32_t best = 0, kinds = 0;
+    for (uint32_t ty = 0; ty < G3_TYPE_COUNT; ty++) {
+        if (per_type[ty]) kinds++;
+        if (per_type[ty] > per_type[best]) best = ty;
+    }
+    char buf[32];
+    snprintf(out->main_type, sizeof out->main_type, "%s", g3_type_name(best, buf));
+    out->mixed = kinds > 1;
+    /* everything once, except the embedding table: one row, unless it is
+     * also the output matrix */
+    const g3_matrix *e = &model->w.token_embd;
+    out->decode_bytes = out->weight_bytes;
+    if (!model->w.output_tied) out->decode_bytes -= e->n_out * e->row_bytes - e->row_bytes;
+}
+
+/* ---- contexts ---- */
+
+static float *alloc_floats(uint64_t n) {
+    void *p = NULL;
+    return posix_memalign(&p, 64, (size_t)(n ? n : 1) * sizeof(float)) == 0 ? p : NULL;
+}
+
+int g3_context_new(const g3_model *model, const g3_context_params *params, g3_context **out, g3_error *err) {
     *out = NULL;
     const g3_config *c = &model->cfg;
-    uint32_t n_ctx = params && params->n_ctx ? params->n_ctx : c->n_ctx_train;
-    uint32_t n_ubatch = params && params->n_ubatch ? params->n_ubatch : G3_DEFAULT_UBATCH;
-    if (n_ctx > (1u << 24)) return g3_fail(err, "context size %u is too large (limit 16777216)", n_ctx);
-    if (n_ubatch > n_ctx) n_ubatch = n_ctx;
+    ctx_sizes s = {0};
+    const g3_kernels *k = NULL;
+    if (resolve_params(model, params, &s, &k, err)) return -1;
+    /* refuse before allocating what the machine cannot hold */
+    const uint64_t kv_bytes = g3_kv_cache_bytes(c, s.n_ctx, s.n_ubatch), need = kv_bytes + s.total;
+    const uint64_t avail = g3_mem_available_bytes();
+    if (avail && need > avail)
+        return g3_fail(err,
+                       "a context of %u positions with batch %u needs %.1f MiB (KV cache %.1f MiB + scratch "
+                       "%.1f MiB), but only %.1f MiB of memory is available",
+                       s.n_ctx, s.n_ubatch, need / 1048576.0, kv_bytes / 1048576.0, s.total / 1048576.0,
+                       avail / 1048576.0);
     g3_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return g3_fail(err, "out of memory");
     ctx->model = model;
-    ctx->n_ubatch = n_ubatch;
-    /* slack = n_ubatch - 1 would do; one more keeps the arithmetic obvious */
-    if (g3_kv_cache_init(&ctx->kv, c, n_ctx, n_ubatch, err)) {
+    ctx->n_ubatch = s.n_ubatch;
+    ctx->k = k;
+    ctx->scratch_bytes = s.total;
+    /* slack = n_ubatch: a batch writes all its keys before its first query
+     * looks back a whole window */
+    if (g3_kv_cache_init(&ctx->kv, c, s.n_ctx, s.n_ubatch, err)) {
         free(ctx);
         return -1;
     }
-    size_t qd = (size_t)c->n_head * c->head_dim;
-    ctx->x = malloc(sizeof(float) * n_ubatch * c->n_embd);
-    ctx->q = malloc(sizeof(float) * n_ubatch * qd);
-    ctx->att = malloc(sizeof(float) * n_ubatch * qd);
-    ctx->xb = malloc(sizeof(float) * c->n_embd);
-    ctx->gate = malloc(sizeof(float) * c->n_ff);
-    ctx->up = malloc(sizeof(float) * c->n_ff);
-    ctx->scores = malloc(sizeof(float) * n_ctx);
-    if (!ctx->x || !ctx->q || !ctx->att || !ctx->xb || !ctx->gate || !ctx->up || !ctx->scores) {
+    if (g3_thread_pool_new(s.n_threads, &ctx->pool, err) ||
+        g3_mm_init(&ctx->mm, ctx->pool, k, s.n_ubatch, max3(c->n_embd, c->n_head * c->head_dim, c->n_ff), err)) {
         g3_context_free(ctx);
-        return g3_fail(err, "out of memory for the forward-pass scratch");
+        return -1;
+    }
+    const uint64_t U = s.n_ubatch, E = c->n_embd, QD = (uint64_t)c->n_head * c->head_dim,
+                   KVD = (uint64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
+    const uint32_t wide = (uint32_t)(E > QD ? E : QD);
+    ctx->x = alloc_floats(U * E);
+    ctx->xb = alloc_floats(U * E);
+    ctx->q = alloc_floats(U * QD);
+    ctx->kk = alloc_floats(U * KVD);
+    ctx->vv = alloc_floats(U * KVD);
+    ctx->att = alloc_floats(U * QD);
+    ctx->h = alloc_floats(U * F);
+    ctx->scores = alloc_floats((uint64_t)s.n_threads * s.n_ctx);
+    ctx->rope = malloc(sizeof(double) * 2 * U * c->head_dim);
+    ctx->rope_pw = malloc(sizeof(double) * c->head_dim);
+    if (!ctx->x || !ctx->xb || !ctx->q || !ctx->kk || !ctx->vv || !ctx->att || !ctx->h || !ctx->scores ||
+        !ctx->rope || !ctx->rope_pw || g3_qa_alloc(&ctx->qa, s.n_ubatch, wide - wide % 32) ||
+        g3_qa_alloc(&ctx->qh, s.n_ubatch, c->n_ff - c->n_ff % 32)) {
+        g3_context_free(ctx);
+        return g3_fail(err, "out of memory for the forward-pass scratch (%.1f MiB)", s.total / 1048576.0);
+    }
+    /* base^(-2i/D) for local (kind 0) and global (kind 1) layers, evaluated
+     * as the reference g3_rope_neox does */
+    const uint32_t half = c->head_dim / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        ctx->rope_pw[i] = pow((double)c->rope_base_local, -2.0 * i / c->head_dim);
+        ctx->rope_pw[half + i] = pow((double)c->rope_base_global, -2.0 * i / c->head_dim);
     }
     *out = ctx;
     return 0;
@@ -66,13 +210,20 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
 void g3_context_free(g3_context *ctx) {
     if (!ctx) return;
     g3_kv_cache_free(&ctx->kv);
+    g3_mm_free(&ctx->mm);
+    g3_thread_pool_free(ctx->pool);
     free(ctx->x);
-    free(ctx->q);
-    free(ctx->att);
     free(ctx->xb);
-    free(ctx->gate);
-    free(ctx->up);
+    free(ctx->q);
+    free(ctx->kk);
+    free(ctx->vv);
+    free(ctx->att);
+    free(ctx->h);
     free(ctx->scores);
+    free(ctx->rope);
+    free(ctx->rope_pw);
+    g3_qa_free(&ctx->qa);
+    g3_qa_free(&ctx->qh);
     free(ctx);
 }
 
@@ -93,41 +244,168 @@ int g3_context_truncate(g3_context *ctx, uint32_t n_keep, g3_error *err) {
     return 0;
 }
 
-/* One attention head of one query: softmax(q . K[lo..hi]) . V[lo..hi]. */
-static void attend_head(const g3_context *ctx, uint32_t il, const float *q, uint32_t kv_off,
-                        uint32_t lo, uint32_t hi, float *out) {
+/* ---- the steps of a layer that are not matrix products ---- */
+
+/* Work split over the T tokens of a batch; T = 1 runs on the caller. */
+typedef struct step {
+    g3_context *ctx;
+    uint32_t il, T, pos0;
+    bool bidirectional;
+    const float *norm_a, *norm_b; /* residual step: post-norm, next pre-norm (or NULL) */
+    g3_qa *q8;                    /* residual step: quantize the next input */
+    atomic_uint next;             /* attention: work items handed out */
+} step;
+
+static void for_tokens(g3_context *ctx, step *st, g3_task_fn fn) {
+    if (st->T == 1) fn(st, 0, 1);
+    else g3_thread_pool_run(ctx->pool, fn, st);
+}
+
+/* RoPE angles of the batch's positions: [kind][t][i] = cos, sin of
+ * pos * freq_scale * base^(-2i/D), in double as in g3_rope_neox. */
+static void rope_tables_task(void *arg, uint32_t ith, uint32_t nth) {
+    step *st = arg;
+    const g3_context *ctx = st->ctx;
     const g3_config *c = &ctx->model->cfg;
-    const uint32_t D = c->head_dim, n = hi - lo + 1;
-    float *s = ctx->scores;
-    for (uint32_t j = 0; j < n; j++) {
-        const float *k = g3_kv_key(&ctx->kv, il, lo + j) + kv_off;
-        float dot = 0.0f;
-        for (uint32_t d = 0; d < D; d++) dot += q[d] * k[d];
-        s[j] = dot;
-    }
-    if (c->attn_softcap > 0.0f) g3_softcap(s, (int)n, c->attn_softcap);
-    g3_softmax(s, (int)n);
-    memset(out, 0, sizeof(float) * D);
-    for (uint32_t j = 0; j < n; j++) {
-        const float *v = g3_kv_value(&ctx->kv, il, lo + j) + kv_off;
-        for (uint32_t d = 0; d < D; d++) out[d] += s[j] * v[d];
+    const uint32_t half = c->head_dim / 2;
+    uint64_t t0, t1;
+    g3_split_range(st->T, 1, ith, nth, &t0, &t1);
+    for (uint32_t kind = 0; kind < 2; kind++) {
+        const double fscale = kind ? 1.0 / c->rope_scale_global : 1.0; /* local layers: no scaling */
+        for (uint64_t t = t0; t < t1; t++) {
+            double *tab = ctx->rope + ((kind * st->T + t) * half) * 2;
+            for (uint32_t i = 0; i < half; i++) {
+                const double theta = (double)(st->pos0 + t) * fscale * ctx->rope_pw[kind * half + i];
+                tab[2 * i] = cos(theta);
+                tab[2 * i + 1] = sin(theta);
+            }
+        }
     }
 }
 
-/* Forward pass over n positions pos0..pos0+n-1 (n <= n_ubatch). Inputs are
- * token ids, or embeddings when tokens is NULL. */
-static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *embd, uint32_t n,
+/* NEOX rotation: element i pairs with i + D/2 */
+static void rope_apply(float *v, uint32_t D, const double *tab) {
+    const uint32_t half = D / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        const double c = tab[2 * i], s = tab[2 * i + 1], x0 = v[i], x1 = v[i + half];
+        v[i] = (float)(x0 * c - x1 * s);
+        v[i + half] = (float)(x0 * s + x1 * c);
+    }
+}
+
+/* QK-norm per head, RoPE, the attention scale on q; k and v into the cache */
+static void qk_rope_store_task(void *arg, uint32_t ith, uint32_t nth) {
+    step *st = arg;
+    g3_context *ctx = st->ctx;
+    const g3_config *c = &ctx->model->cfg;
+    const g3_layer_weights *L = &ctx->model->w.layers[st->il];
+    const uint32_t D = c->head_dim, QD = c->n_head * D, KVD = c->n_head_kv * D, kind = c->is_global[st->il];
+    uint64_t t0, t1;
+    g3_split_range(st->T, 1, ith, nth, &t0, &t1);
+    for (uint64_t t = t0; t < t1; t++) {
+        const uint32_t pos = st->pos0 + (uint32_t)t;
+        const double *tab = ctx->rope + ((kind * st->T + t) * (D / 2)) * 2;
+        float *q = ctx->q + t * QD, *k = ctx->kk + t * KVD;
+        for (uint32_t h = 0; h < c->n_head; h++) {
+            float *qh = q + h * D;
+            ctx->k->rmsnorm(qh, qh, L->q_norm, D, c->rms_eps);
+            rope_apply(qh, D, tab);
+            for (uint32_t d = 0; d < D; d++) qh[d] *= c->attn_scale;
+        }
+        for (uint32_t h = 0; h < c->n_head_kv; h++) {
+            ctx->k->rmsnorm(k + h * D, k + h * D, L->k_norm, D, c->rms_eps);
+            rope_apply(k + h * D, D, tab);
+        }
+        memcpy(g3_kv_key(&ctx->kv, st->il, pos), k, sizeof(float) * KVD);
+        memcpy(g3_kv_value(&ctx->kv, st->il, pos), ctx->vv + t * KVD, sizeof(float) * KVD);
+    }
+}
+
+/* Attention, one (token, head) item at a time: causal (or bidirectional
+ * within the batch); a local layer's query at p sees keys p-W+1 .. p. When
+ * the output projection takes 8-bit input, each item quantizes its head's
+ * blocks of the output row (head_dim is a multiple of 32 then). */
+static void attention_task(void *arg, uint32_t ith, uint32_t nth) {
+    step *st = arg;
+    g3_context *ctx = st->ctx;
+    const g3_config *c = &ctx->model->cfg;
+    const g3_kernels *k = ctx->k;
+    const uint32_t D = c->head_dim, H = c->n_head, QD = H * D, group = H / c->n_head_kv;
+    const bool global = c->is_global[st->il];
+    float *s = ctx->scores + (size_t)ith * ctx->kv.n_ctx;
+    const uint32_t items = st->T * H;
+    for (;;) {
+        const uint32_t item = atomic_fetch_add_explicit(&st->next, 1, memory_order_relaxed);
+        if (item >= items) break;
+        const uint32_t t = item / H, h = item % H, pos = st->pos0 + t;
+        const uint32_t hi = st->bidirectional ? st->pos0 + st->T - 1 : pos;
+        const uint32_t lo = (!global && c->window && pos + 1 > c->window) ? pos + 1 - c->window : 0;
+        const uint32_t n = hi - lo + 1, kv_off = (h / group) * D;
+        const float *q = ctx->q + (size_t)t * QD + h * D;
+        float *out = ctx->att + (size_t)t * QD + h * D;
+        for (uint32_t j = 0; j < n; j++) s[j] = k->dot(q, g3_kv_key(&ctx->kv, st->il, lo + j) + kv_off, D);
+        if (c->attn_softcap > 0.0f) g3_softcap(s, (int)n, c->attn_softcap);
+        k->softmax(s, n);
+        memset(out, 0, sizeof(float) * D);
+        for (uint32_t j = 0; j < n; j++) k->axpy(out, s[j], g3_kv_value(&ctx->kv, st->il, lo + j) + kv_off, D);
+        if (st->q8) {
+            const g3_qa_row_out o = g3_qa_row_out_get(st->q8, t);
+            k->quantize_blocks(ctx->att + (size_t)t * QD, h * D / 32, (h + 1) * D / 32, &o);
+        }
+    }
+}
+
+/* x += rmsnorm(xb) * norm_a; then xb = rmsnorm(x) * norm_b (and its 8-bit
+ * form) when norm_b is given: the sandwich norms of Gemma 3 joined with the
+ * next block's input norm in one pass. */
+static void residual_task(void *arg, uint32_t ith, uint32_t nth) {
+    step *st = arg;
+    g3_context *ctx = st->ctx;
+    const g3_config *c = &ctx->model->cfg;
+    const uint32_t E = c->n_embd;
+    uint64_t t0, t1;
+    g3_split_range(st->T, 1, ith, nth, &t0, &t1);
+    for (uint64_t t = t0; t < t1; t++) {
+        float *x = ctx->x + t * E, *xb = ctx->xb + t * E;
+        ctx->k->rmsnorm(xb, xb, st->norm_a, E, c->rms_eps);
+        ctx->k->add(x, xb, E);
+        if (!st->norm_b) continue;
+        ctx->k->rmsnorm(xb, x, st->norm_b, E, c->rms_eps);
+        if (st->q8) {
+            const g3_qa_row_out o = g3_qa_row_out_get(st->q8, (uint32_t)t);
+            ctx->k->quantize_blocks(xb, 0, E / 32, &o);
+        }
+    }
+}
+
+/* The 8-bit buffer for an input of K values when any consumer takes one. */
+static g3_qa *q8_for(g3_context *ctx, g3_qa *qa, uint32_t T, uint32_t K, const g3_matrix *a,
+                     const g3_matrix *b, const g3_matrix *c) {
+    if (!(g3_mm_wants_q8(&ctx->mm, a) || (b && g3_mm_wants_q8(&ctx->mm, b)) || (c && g3_mm_wants_q8(&ctx->mm, c))))
+        return NULL;
+    qa->K = K;
+    qa->n_rows = T;
+    return qa;
+}
+
+/* ---- the forward pass ---- */
+
+/* Positions pos0..pos0+T-1 (T <= n_ubatch). Inputs are token ids, or
+ * embeddings when tokens is NULL. */
+static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *embd, uint32_t T,
                            bool bidirectional, float *logits, bool all_logits) {
     const g3_model *m = ctx->model;
     const g3_config *c = &m->cfg;
     const g3_weights *w = &m->w;
-    const uint32_t E = c->n_embd, D = c->head_dim, H = c->n_head, HKV = c->n_head_kv;
-    const uint32_t QD = H * D, group = H / HKV, pos0 = ctx->kv.n_past;
+    g3_mm *mm = &ctx->mm;
+    const uint32_t E = c->n_embd, D = c->head_dim, QD = c->n_head * D, KVD = c->n_head_kv * D, F = c->n_ff;
+    const uint32_t pos0 = ctx->kv.n_past;
     const float eps = c->rms_eps;
+    step st = {.ctx = ctx, .T = T, .pos0 = pos0, .bidirectional = bidirectional};
 
-    /* x (n, E) = token_embd[tok] * sqrt(E); embeddings of images are not scaled */
+    /* x (T, E) = token_embd[tok] * sqrt(E); embeddings of images are not scaled */
     const float emb_scale = sqrtf((float)E);
-    for (uint32_t t = 0; t < n; t++) {
+    for (uint32_t t = 0; t < T; t++) {
         float *x = ctx->x + (size_t)t * E;
         if (tokens) {
             g3_matrix_get_row(&w->token_embd, (uint64_t)tokens[t], x);
@@ -136,77 +414,80 @@ static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *
             memcpy(x, embd + (size_t)t * E, sizeof(float) * E);
         }
     }
+    for_tokens(ctx, &st, rope_tables_task);
+
+    /* xb = RMSNorm(x) * attn_norm of layer 0; later layers get it from the
+     * previous layer's last residual step */
+    const g3_layer_weights *L0 = &w->layers[0];
+    g3_mm_norm_input(mm, ctx->x, ctx->xb, E, T, E, L0->attn_norm, eps,
+                     q8_for(ctx, &ctx->qa, T, E, &L0->wq, &L0->wk, &L0->wv));
 
     for (uint32_t il = 0; il < c->n_layer; il++) {
         const g3_layer_weights *L = &w->layers[il];
-        const bool global = c->is_global[il];
-        /* local layers: base 10000 (or freq_base_swa) and no linear scaling */
-        const double rope_base = global ? c->rope_base_global : c->rope_base_local;
-        const double rope_fscale = global ? 1.0 / c->rope_scale_global : 1.0;
+        st.il = il;
 
-        /* attention inputs: q, and k/v written straight into the cache */
-        for (uint32_t t = 0; t < n; t++) {
-            const uint32_t pos = pos0 + t;
-            float *x = ctx->x + (size_t)t * E, *q = ctx->q + (size_t)t * QD;
-            float *k = g3_kv_key(&ctx->kv, il, pos), *v = g3_kv_value(&ctx->kv, il, pos);
-            g3_rmsnorm(ctx->xb, x, L->attn_norm, (int)E, eps);
-            g3_matvec(q, &L->wq, ctx->xb); /* q (H*D) = Wq (H*D, E) @ xb (E) */
-            g3_matvec(k, &L->wk, ctx->xb); /* k (HKV*D) = Wk (HKV*D, E) @ xb */
-            g3_matvec(v, &L->wv, ctx->xb); /* v (HKV*D) = Wv (HKV*D, E) @ xb */
-            /* QK-norm per head, then RoPE (NEOX), then the attention scale on q */
-            for (uint32_t h = 0; h < H; h++) {
-                float *qh = q + h * D;
-                g3_rmsnorm(qh, qh, L->q_norm, (int)D, eps);
-                g3_rope_neox(qh, (int)D, pos, rope_base, rope_fscale);
-                for (uint32_t d = 0; d < D; d++) qh[d] *= c->attn_scale;
-            }
-            for (uint32_t h = 0; h < HKV; h++) {
-                g3_rmsnorm(k + h * D, k + h * D, L->k_norm, (int)D, eps);
-                g3_rope_neox(k + h * D, (int)D, pos, rope_base, rope_fscale);
-            }
+        /* q (T, H*D) = xb @ Wq^T;  k, v (T, HKV*D) = xb @ Wk^T, xb @ Wv^T */
+        const g3_mm_in in_attn = {T, E, ctx->xb, E, q8_for(ctx, &ctx->qa, T, E, &L->wq, &L->wk, &L->wv)};
+        const g3_mm_out qkv[3] = {{&L->wq, ctx->q, QD}, {&L->wk, ctx->kk, KVD}, {&L->wv, ctx->vv, KVD}};
+        g3_matmul(mm, &in_attn, qkv, 3);
+        /* QK-norm per head, RoPE (NEOX; local: base 10000, no scaling), q *= scale;
+         * k, v into the cache: the whole batch before anyone attends */
+        for_tokens(ctx, &st, qk_rope_store_task);
+
+        /* att (T, H*D) = softmax(q k^T) v over each query's visible keys */
+        st.q8 = (D % 32 == 0) ? q8_for(ctx, &ctx->qa, T, QD, &L->wo, NULL, NULL) : NULL;
+        atomic_init(&st.next, 0);
+        if (T * c->n_head == 1) attention_task(&st, 0, 1);
+        else g3_thread_pool_run(ctx->pool, attention_task, &st);
+        g3_qa *q8_att = q8_for(ctx, &ctx->qa, T, QD, &L->wo, NULL, NULL);
+        if (q8_att && D % 32 != 0) g3_mm_quantize_input(mm, ctx->att, QD, T, QD, q8_att);
+
+        /* xb (T, E) = att @ Wo^T;  x += RMSNorm(xb) * post_attn_norm;
+         * xb = RMSNorm(x) * ffn_norm */
+        const g3_mm_in in_o = {T, QD, ctx->att, QD, q8_att};
+        const g3_mm_out o = {&L->wo, ctx->xb, E};
+        g3_matmul(mm, &in_o, &o, 1);
+        st.norm_a = L->post_attn_norm;
+        st.norm_b = L->ffn_norm;
+        st.q8 = q8_for(ctx, &ctx->qa, T, E, &L->w_gate, &L->w_up, NULL);
+        for_tokens(ctx, &st, residual_task);
+
+        /* h (T, F) = gelu_tanh(xb @ Wg^T) * (xb @ Wu^T) */
+        const g3_mm_in in_ffn = {T, E, ctx->xb, E, st.q8};
+        g3_qa *q8_h = (F % 32 == 0) ? q8_for(ctx, &ctx->qh, T, F, &L->w_down, NULL, NULL) : NULL;
+        g3_mm_geglu(mm, &in_ffn, &L->w_gate, &L->w_up, ctx->h, F, q8_h);
+        if (!q8_h && g3_mm_wants_q8(mm, &L->w_down)) {
+            q8_h = q8_for(ctx, &ctx->qh, T, F, &L->w_down, NULL, NULL);
+            g3_mm_quantize_input(mm, ctx->h, F, T, F, q8_h);
         }
 
-        /* attention: causal (or bidirectional within the batch); a local
-         * layer's query at p sees keys p-W+1 .. p */
-        for (uint32_t t = 0; t < n; t++) {
-            const uint32_t pos = pos0 + t;
-            const uint32_t hi = bidirectional ? pos0 + n - 1 : pos;
-            const uint32_t lo = (!global && c->window && pos + 1 > c->window) ? pos + 1 - c->window : 0;
-            float *q = ctx->q + (size_t)t * QD, *att = ctx->att + (size_t)t * QD;
-            for (uint32_t h = 0; h < H; h++)
-                attend_head(ctx, il, q + h * D, (h / group) * D, lo, hi, att + h * D);
-            float *x = ctx->x + (size_t)t * E;
-            g3_matvec(ctx->xb, &L->wo, att); /* xb (E) = Wo (E, H*D) @ att (H*D) */
-            g3_rmsnorm(ctx->xb, ctx->xb, L->post_attn_norm, (int)E, eps);
-            for (uint32_t i = 0; i < E; i++) x[i] += ctx->xb[i];
-        }
-
-        /* GeGLU feed-forward with sandwich norms */
-        for (uint32_t t = 0; t < n; t++) {
-            float *x = ctx->x + (size_t)t * E;
-            g3_rmsnorm(ctx->xb, x, L->ffn_norm, (int)E, eps);
-            g3_matvec(ctx->gate, &L->w_gate, ctx->xb); /* gate (F) = Wg (F, E) @ xb */
-            g3_matvec(ctx->up, &L->w_up, ctx->xb);     /* up (F) = Wu (F, E) @ xb */
-            g3_gelu_tanh(ctx->gate, (int)c->n_ff);
-            for (uint32_t i = 0; i < c->n_ff; i++) ctx->gate[i] *= ctx->up[i];
-            g3_matvec(ctx->xb, &L->w_down, ctx->gate); /* xb (E) = Wd (E, F) @ gate */
-            g3_rmsnorm(ctx->xb, ctx->xb, L->post_ffn_norm, (int)E, eps);
-            for (uint32_t i = 0; i < E; i++) x[i] += ctx->xb[i];
-        }
+        /* xb (T, E) = h @ Wd^T;  x += RMSNorm(xb) * post_ffn_norm;
+         * xb = RMSNorm(x) * attn_norm of the next layer */
+        const g3_mm_in in_down = {T, F, ctx->h, F, q8_h};
+        const g3_mm_out down = {&L->w_down, ctx->xb, E};
+        g3_matmul(mm, &in_down, &down, 1);
+        const g3_layer_weights *Ln = il + 1 < c->n_layer ? &w->layers[il + 1] : NULL;
+        st.norm_a = L->post_ffn_norm;
+        st.norm_b = Ln ? Ln->attn_norm : NULL;
+        st.q8 = Ln ? q8_for(ctx, &ctx->qa, T, E, &Ln->wq, &Ln->wk, &Ln->wv) : NULL;
+        for_tokens(ctx, &st, residual_task);
     }
 
-    /* logits (V) = output (V, E) @ RMSNorm(x); tied to token_embd in Gemma 3 */
+    /* logits (rows, V) = RMSNorm(x) * output_norm @ output^T; tied to token_embd in Gemma 3 */
     if (logits) {
-        for (uint32_t t = all_logits ? 0 : n - 1; t < n; t++) {
-            float *row = all_logits ? logits + (size_t)t * c->n_vocab : logits;
-            g3_rmsnorm(ctx->xb, ctx->x + (size_t)t * E, w->output_norm, (int)E, eps);
-            g3_matvec(row, &w->output, ctx->xb);
-            if (c->final_softcap > 0.0f) g3_softcap(row, (int)c->n_vocab, c->final_softcap);
-        }
+        const uint32_t first = all_logits ? 0 : T - 1, rows = T - first;
+        float *xr = ctx->x + (size_t)first * E, *xbr = ctx->xb + (size_t)first * E;
+        g3_qa *q8 = q8_for(ctx, &ctx->qa, rows, E, &w->output, NULL, NULL);
+        g3_mm_norm_input(mm, xr, xbr, E, rows, E, w->output_norm, eps, q8);
+        const g3_mm_in in_out = {rows, E, xbr, E, q8};
+        const g3_mm_out out = {&w->output, logits, c->n_vocab};
+        g3_matmul(mm, &in_out, &out, 1);
+        if (c->final_softcap > 0.0f)
+            for (uint32_t t = 0; t < rows; t++) g3_softcap(logits + (size_t)t * c->n_vocab, (int)c->n_vocab, c->final_softcap);
     }
 
     /* the ring of a local layer now holds positions from here on */
-    ctx->kv.n_past = pos0 + n;
+    ctx->kv.n_past = pos0 + T;
     for (uint32_t il = 0; il < c->n_layer; il++) {
         uint32_t slots = ctx->kv.n_slots[il];
         if (ctx->kv.n_past > slots && ctx->kv.n_past - slots > ctx->kv.n_valid_from)

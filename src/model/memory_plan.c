@@ -9,6 +9,8 @@
  * `gemma-chat quantize` makes from the bf16 release. */
 #include "model/memory_plan.h"
 
+#include "model/gemma3_forward.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +123,6 @@ uint64_t g3_plan_kv_full_bytes(const g3_config *cfg, uint32_t n_ctx, g3_kv_type 
 
 uint64_t g3_plan_scratch_bytes(const g3_config *cfg, uint32_t n_ctx, uint32_t n_ubatch,
                                uint32_t n_threads, g3_scratch_layout *layout) {
-    (void)n_threads; /* the scalar forward pass has no per-thread buffers yet */
     const uint64_t qd = (uint64_t)cfg->n_head * cfg->head_dim;
     g3_scratch_layout l = {
         .x = sat_mul(n_ubatch, cfg->n_embd),
@@ -132,11 +133,11 @@ uint64_t g3_plan_scratch_bytes(const g3_config *cfg, uint32_t n_ctx, uint32_t n_
         .up = cfg->n_ff,
         .scores = n_ctx,
     };
-    if (layout) *layout = l;
-    uint64_t floats = 0;
-    const uint64_t parts[] = {l.x, l.q, l.att, l.xb, l.gate, l.up, l.scores};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) floats = sat_add(floats, parts[i]);
-    return sat_mul(floats, sizeof(float));
+    if (layout) *layout = l; /* the main activations, for --verbose */
+    /* the total is the context's own formula: what g3_context_new allocates
+     * for this kernel path and thread count (per-thread product buffers,
+     * 8-bit activations and RoPE tables included) */
+    return g3_forward_scratch_bytes(cfg, n_ctx, n_ubatch, n_threads);
 }
 
 /* ---- built-in shapes: the tensors of the real files ---------------------- */

@@ -41,7 +41,7 @@ typedef struct tensor_plan {
     char name[64];
     uint32_t type;
     uint32_t n_dims;
-    uint64_t ne[2];
+    uint64_t ne[4];
     float mean, std; /* values ~ mean + N(0, std) */
 } tensor_plan;
 
@@ -84,6 +84,7 @@ static void add_plan(tensor_plan *p, size_t *n, const char *name, uint32_t type,
     t->n_dims = n_out ? 2 : 1;
     t->ne[0] = n_in;
     t->ne[1] = n_out ? n_out : 1;
+    t->ne[2] = t->ne[3] = 1;
     t->type = n_out ? matrix_type(type, n_in) : G3_TYPE_F32;
     t->mean = mean;
     t->std = std;
@@ -167,7 +168,8 @@ static int write_tensor_data(g3_gguf_writer *w, const tensor_plan *t, uint64_t s
     uint64_t rng = name_seed(seed, t->name), row_bytes;
     if (g3_type_row_bytes(t->type, t->ne[0], &row_bytes, err)) return -1;
     const g3_type_ops *ops = g3_type_ops_get(t->type);
-    for (uint64_t r = 0; r < t->ne[1]; r++) {
+    const uint64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3];
+    for (uint64_t r = 0; r < n_rows; r++) {
         for (uint64_t i = 0; i < t->ne[0]; i++) row[i] = t->mean + t->std * next_normal(&rng);
         ops->from_float(row, qrow, (int64_t)t->ne[0]);
         if (g3_gguf_writer_data(w, qrow, row_bytes, err)) return -1;
@@ -175,6 +177,37 @@ static int write_tensor_data(g3_gguf_writer *w, const tensor_plan *t, uint64_t s
         if ((r & 255) == 0) progress(params, *done, total);
     }
     return 0;
+}
+
+/* Declares the planned tensors, streams their data and closes the file
+ * (aborting it on failure). */
+static int write_tensors(g3_gguf_writer *w, const tensor_plan *plan, size_t n_tensors,
+                         const g3_test_model_params *p, g3_error *err) {
+    float *row = malloc(sizeof(float) * 32768);
+    void *qrow = malloc(4 * 32768);
+    uint64_t total = 0, done = 0;
+    if (!row || !qrow) { g3_fail(err, "out of memory"); goto fail; }
+    for (size_t i = 0; i < n_tensors; i++) {
+        uint64_t rb;
+        if (plan[i].ne[0] > 32768) { g3_fail(err, "tensor '%s': rows too long", plan[i].name); goto fail; }
+        if (g3_gguf_writer_tensor(w, plan[i].name, plan[i].type, plan[i].n_dims, plan[i].ne, err) ||
+            g3_type_row_bytes(plan[i].type, plan[i].ne[0], &rb, err))
+            goto fail;
+        total += rb * plan[i].ne[1] * plan[i].ne[2] * plan[i].ne[3];
+    }
+    if (g3_gguf_writer_begin_data(w, err)) goto fail;
+    for (size_t i = 0; i < n_tensors; i++)
+        if (write_tensor_data(w, &plan[i], p->seed, row, qrow, &done, total, p, err)) goto fail;
+    progress(p, total, total);
+    if (p->progress) fprintf(stderr, "\n");
+    free(row);
+    free(qrow);
+    return g3_gguf_writer_close(w, err);
+fail:
+    free(row);
+    free(qrow);
+    g3_gguf_writer_abort(w);
+    return -1;
 }
 
 static const shape *find_shape(const char *name) {
@@ -199,32 +232,12 @@ static int write_model(const g3_test_model_params *p, const shape *s, uint32_t t
     g3_gguf_writer *w = g3_gguf_writer_open(p->out_path, err);
     if (!w) return -1;
     char tn[32];
-    float *row = malloc(sizeof(float) * 32768);
-    void *qrow = malloc(4 * 32768);
-    uint64_t total = 0, done = 0;
-    if (!row || !qrow) { g3_fail(err, "out of memory"); goto fail; }
-    if (write_hparams(w, s, p->seed, g3_type_name(type, tn), err)) goto fail;
-    if (vocab ? copy_tokenizer(w, vocab, err) : g3_test_vocab_write(w, n_vocab, err)) goto fail;
-    for (size_t i = 0; i < n_tensors; i++) {
-        uint64_t rb;
-        if (g3_gguf_writer_tensor(w, plan[i].name, plan[i].type, plan[i].n_dims, plan[i].ne, err) ||
-            g3_type_row_bytes(plan[i].type, plan[i].ne[0], &rb, err))
-            goto fail;
-        total += rb * plan[i].ne[1];
+    if (write_hparams(w, s, p->seed, g3_type_name(type, tn), err) ||
+        (vocab ? copy_tokenizer(w, vocab, err) : g3_test_vocab_write(w, n_vocab, err))) {
+        g3_gguf_writer_abort(w);
+        return -1;
     }
-    if (g3_gguf_writer_begin_data(w, err)) goto fail;
-    for (size_t i = 0; i < n_tensors; i++)
-        if (write_tensor_data(w, &plan[i], p->seed, row, qrow, &done, total, p, err)) goto fail;
-    progress(p, total, total);
-    if (p->progress) fprintf(stderr, "\n");
-    free(row);
-    free(qrow);
-    return g3_gguf_writer_close(w, err);
-fail:
-    free(row);
-    free(qrow);
-    g3_gguf_writer_abort(w);
-    return -1;
+    return write_tensors(w, plan, n_tensors, p, err);
 }
 
 int g3_make_test_model(const g3_test_model_params *p, g3_error *err) {
@@ -266,4 +279,108 @@ int g3_test_model_shape_config(const char *name, g3_config *c, g3_error *err) {
     for (uint32_t il = 0; il < s->n_layer && il < G3_MAX_LAYERS; il++)
         c->is_global[il] = il % 6 == 5; /* no sliding_window_pattern key: period 6 */
     return 0;
+}
+
+/* ---- vision projectors (mmproj) ---- */
+
+/* SigLIP shapes: "tiny" is the golden mmproj's (projecting to the tiny text
+ * model's 256); 4b/12b/27b share the real SigLIP-So400m (896 px, patch 14,
+ * 27 blocks) and project to their text model's n_embd. */
+typedef struct vision_shape {
+    const char *name;
+    uint32_t image_size, patch, n_embd, n_ff, n_layer, n_head;
+} vision_shape;
+
+static const vision_shape k_vision_shapes[] = {
+    {"tiny", 64, 4, 64, 128, 2, 4},
+    {"4b", 896, 14, 1152, 4304, 27, 16},
+    {"12b", 896, 14, 1152, 4304, 27, 16},
+    {"27b", 896, 14, 1152, 4304, 27, 16},
+};
+
+static int write_vision_hparams(g3_gguf_writer *w, const vision_shape *vs, uint32_t n_proj, uint64_t seed,
+                                g3_error *err) {
+    char name[128];
+    snprintf(name, sizeof name, "gemma-chat test mmproj %s seed %llu", vs->name, (unsigned long long)seed);
+    const float half[3] = {0.5f, 0.5f, 0.5f};
+    return g3_gguf_writer_kv_str(w, "general.architecture", "clip", err) ||
+           g3_gguf_writer_kv_str(w, "general.type", "mmproj", err) ||
+           g3_gguf_writer_kv_str(w, "general.name", name, err) ||
+           g3_gguf_writer_kv_bool(w, "clip.has_vision_encoder", true, err) ||
+           g3_gguf_writer_kv_str(w, "clip.projector_type", "gemma3", err) ||
+           g3_gguf_writer_kv_u32(w, "clip.vision.projection_dim", n_proj, err) ||
+           g3_gguf_writer_kv_u32(w, "clip.vision.image_size", vs->image_size, err) ||
+           g3_gguf_writer_kv_u32(w, "clip.vision.patch_size", vs->patch, err) ||
+           g3_gguf_writer_kv_u32(w, "clip.vision.embedding_length", vs->n_embd, err) ||
+           g3_gguf_writer_kv_u32(w, "clip.vision.feed_forward_length", vs->n_ff, err) ||
+           g3_gguf_writer_kv_u32(w, "clip.vision.block_count", vs->n_layer, err) ||
+           g3_gguf_writer_kv_u32(w, "clip.vision.attention.head_count", vs->n_head, err) ||
+           g3_gguf_writer_kv_f32(w, "clip.vision.attention.layer_norm_epsilon", 1e-6f, err) ||
+           g3_gguf_writer_kv_arr(w, "clip.vision.image_mean", G3_GGUF_FLOAT32, half, 3, err) ||
+           g3_gguf_writer_kv_arr(w, "clip.vision.image_std", G3_GGUF_FLOAT32, half, 3, err) ||
+           g3_gguf_writer_kv_bool(w, "clip.use_gelu", true, err)
+               ? -1
+               : 0;
+}
+
+/* llama.cpp's mmproj layout: matrices in the requested type where their
+ * rows fit it, the conv kernel and position table in F16 (F32 when f32 was
+ * asked for), vectors in F32. */
+static size_t plan_vision(const vision_shape *vs, uint32_t n_proj, uint32_t type, tensor_plan *p) {
+    size_t n = 0;
+    char name[64];
+    const uint64_t W = vs->n_embd, F = vs->n_ff, side = vs->image_size / vs->patch;
+    const uint32_t dense = type == G3_TYPE_F32 ? G3_TYPE_F32 : G3_TYPE_F16;
+    add_plan(p, &n, "v.patch_embd.weight", dense, vs->patch, vs->patch, 0.0f, 0.02f);
+    p[n - 1].type = dense;
+    p[n - 1].n_dims = 4;
+    p[n - 1].ne[2] = 3;
+    p[n - 1].ne[3] = W;
+    add_plan(p, &n, "v.patch_embd.bias", type, W, 0, 0.0f, 0.02f);
+    add_plan(p, &n, "v.position_embd.weight", dense, W, side * side, 0.0f, 0.02f);
+    p[n - 1].type = dense;
+    for (uint32_t il = 0; il < vs->n_layer; il++) {
+        struct { const char *suffix; uint64_t n_in, n_out; float mean, std; } parts[] = {
+            {"ln1.weight", W, 0, 1.0f, 0.1f},     {"ln1.bias", W, 0, 0.0f, 0.02f},
+            {"attn_q.weight", W, W, 0.0f, 0.02f}, {"attn_q.bias", W, 0, 0.0f, 0.02f},
+            {"attn_k.weight", W, W, 0.0f, 0.02f}, {"attn_k.bias", W, 0, 0.0f, 0.02f},
+            {"attn_v.weight", W, W, 0.0f, 0.02f}, {"attn_v.bias", W, 0, 0.0f, 0.02f},
+            {"attn_out.weight", W, W, 0.0f, 0.02f}, {"attn_out.bias", W, 0, 0.0f, 0.02f},
+            {"ln2.weight", W, 0, 1.0f, 0.1f},     {"ln2.bias", W, 0, 0.0f, 0.02f},
+            {"ffn_up.weight", W, F, 0.0f, 0.02f}, {"ffn_up.bias", F, 0, 0.0f, 0.02f},
+            {"ffn_down.weight", F, W, 0.0f, 0.02f}, {"ffn_down.bias", W, 0, 0.0f, 0.02f},
+        };
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            snprintf(name, sizeof name, "v.blk.%u.%s", il, parts[i].suffix);
+            add_plan(p, &n, name, type, parts[i].n_in, parts[i].n_out, parts[i].mean, parts[i].std);
+        }
+    }
+    add_plan(p, &n, "v.post_ln.weight", type, W, 0, 1.0f, 0.1f);
+    add_plan(p, &n, "v.post_ln.bias", type, W, 0, 0.0f, 0.02f);
+    /* ggml ne [n_proj, W]: out = x @ P */
+    add_plan(p, &n, "mm.input_projection.weight", type, n_proj, W, 0.0f, 0.03f);
+    add_plan(p, &n, "mm.soft_emb_norm.weight", type, W, 0, 1.0f, 0.1f);
+    return n;
+}
+
+int g3_make_test_mmproj(const g3_test_model_params *p, g3_error *err) {
+    const shape *s = find_shape(p->shape);
+    const vision_shape *vs = NULL;
+    for (size_t i = 0; i < sizeof k_vision_shapes / sizeof k_vision_shapes[0]; i++)
+        if (strcmp(k_vision_shapes[i].name, p->shape) == 0) vs = &k_vision_shapes[i];
+    if (!s) return g3_fail(err, "unknown shape '%s' (tiny, 4b, 12b, 27b)", p->shape);
+    if (!vs) return g3_fail(err, "Gemma 3 %s has no vision encoder (shapes with one: tiny, 4b, 12b, 27b)", p->shape);
+    int type = g3_type_from_name(p->type);
+    if (type < 0 || !g3_type_ops_get((uint32_t)type))
+        return g3_fail(err, "unknown or unsupported weight type '%s' (f32 f16 bf16 q8_0 q4_0 q5_0 q4_k q5_k q6_k)",
+                       p->type);
+    tensor_plan *plan = calloc((size_t)vs->n_layer * 16 + 7, sizeof *plan);
+    if (!plan) return g3_fail(err, "out of memory");
+    const size_t n = plan_vision(vs, s->n_embd, (uint32_t)type, plan);
+    g3_gguf_writer *w = g3_gguf_writer_open(p->out_path, err);
+    int rc = -1;
+    if (w && write_vision_hparams(w, vs, s->n_embd, p->seed, err)) g3_gguf_writer_abort(w);
+    else if (w) rc = write_tensors(w, plan, n, p, err);
+    free(plan);
+    return rc;
 }

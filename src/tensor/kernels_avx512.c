@@ -1,0 +1,776 @@
+/* kernels_avx512.c: the AVX-512 path (F, BW, VL, VNNI; BF16 optional).
+ *
+ * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni (and
+ * -mavx2 -mfma -mf16c) for this file only; reached only through the table,
+ * which the dispatcher hands out when CPUID says the CPU has all of these.
+ *
+ * Quantized weights x 8-bit activations (formats in quant_act.h):
+ * - decode (one activation row): each weight block's codes are expanded to
+ *   unsigned bytes in a zmm and multiplied with the activation's signed
+ *   bytes by vpdpbusd; lanes 0-7 hold block b, lanes 8-15 block b+1. The
+ *   f16 block scales of 16 blocks come from one gather, times the
+ *   activation scales, and are spread over the lanes by vpermps. The
+ *   constant code offset (8 for Q4_0, 16 for Q5_0, 128 after Q8_0's sign
+ *   flip) is removed once per 16 blocks with the precomputed block sums
+ *   (dsum), so the inner loop has no offset arithmetic.
+ * - batched: 32 weight rows are unpacked once into two panels of 16 rows x 4
+ *   bytes per vector; each vpdpbusd then does 64 multiply-adds for 16 rows
+ *   with one broadcast group of 4 activation bytes, and the activation
+ *   offset (+128, qu) is undone by the panel's per-row correction.
+ * Float weights are widened exactly (vcvtph2ps, bf16 << 16) and multiplied
+ * with f32 activations by FMA. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "tensor/kernels.h"
+#include "tensor/ops.h"
+#include "tensor/type_ops.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 4096 /* bytes ahead of the weight stream */
+#endif
+
+ALWAYS_INLINE int32_t load_i32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+ALWAYS_INLINE uint32_t load_u32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+ALWAYS_INLINE float f16_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* vpermps index: lanes 0-7 take element e, lanes 8-15 element e + 1 */
+ALWAYS_INLINE __m512i pair_index(int e) {
+    return _mm512_add_epi32(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set1_epi32(e));
+}
+
+/* ------------------------------------------------------------------ */
+/* activation quantizer                                                */
+
+static void quantize_blocks(const float *x, uint32_t b0, uint32_t b1, const g3_qa_row_out *o) {
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f), s128 = _mm512_set1_ps(128.0f);
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (uint32_t b = b0; b < b1; b++) {
+        const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        int32_t sums[2];
+        for (int h = 0; h < 2; h++) {
+            /* max first: a NaN becomes -127, as in the reference */
+            const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(h ? x1 : x0, vid), lo), hi);
+            const __m512i q1 = _mm512_cvtps_epi32(v);                      /* nearest-even */
+            const __m512i Q = _mm512_cvtps_epi32(_mm512_mul_ps(v, s128)); /* exact product */
+            const __m512i q2 = _mm512_sub_epi32(Q, _mm512_slli_epi32(q1, 7));
+            const __m128i b1v = _mm512_cvtepi32_epi8(q1), b2v = _mm512_cvtepi32_epi8(q2);
+            const size_t at = 32 * (size_t)b + 16 * h;
+            _mm_storeu_si128((__m128i *)(o->q1 + at), b1v);
+            _mm_storeu_si128((__m128i *)(o->q2 + at), b2v);
+            _mm_storeu_si128((__m128i *)(o->q1u + at), _mm_xor_si128(b1v, flip));
+            _mm_storeu_si128((__m128i *)(o->q2u + at), _mm_xor_si128(b2v, flip));
+            sums[h] = _mm512_reduce_add_epi32(Q);
+        }
+        o->d[b] = d * (1.0f / 128.0f);
+        o->dsum[b] = o->d[b] * (float)(sums[0] + sums[1]);
+        o->s16[2 * b] = sums[0];
+        o->s16[2 * b + 1] = sums[1];
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* decode: quantized weight rows x one 8-bit activation row            */
+
+/* Block scales of up to 16 consecutive 32-blocks whose f16 d sits at
+ * p + j*stride; lanes past n are 0 (and never read memory). */
+ALWAYS_INLINE __m512 gather_f16_scales(const uint8_t *p, int stride, uint32_t n) {
+    const __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(stride));
+    const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, p, 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+}
+
+/* Q5_0 codes (low 4 bits) of blocks b, b+1, natural element order, as u8.
+ * `two` false: only block b exists. */
+ALWAYS_INLINE __m512i q4_codes_pair(const uint8_t *qs0, const uint8_t *qs1, bool two) {
+    /* 128-bit lanes: qs0, qs0, qs1, qs1; the odd lanes take the high nibbles */
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qs0));
+    if (two) v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128((const __m128i *)qs1));
+    v = _mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4);
+    return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
+}
+
+/* Q4_0 codes of blocks b, b+1 without a shift: the odd 128-bit lanes keep
+ * the high nibble in place, i.e. 16 x the code (at most 240, and 4 x 240 x
+ * (127 * 128 + 64) per lane stays below 2^24, so the f32 conversion is
+ * exact); the scales of those lanes carry the 1/16 (x16_scales). Shifts run
+ * on one port only, so this keeps the loop off the busiest port. */
+ALWAYS_INLINE __m512i q4_codes_pair_x16(const uint8_t *qs0, const uint8_t *qs1, bool two) {
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qs0));
+    if (two) v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128((const __m128i *)qs1));
+    const __m512i keep = _mm512_set_epi64((long long)0xf0f0f0f0f0f0f0f0ULL, (long long)0xf0f0f0f0f0f0f0f0ULL,
+                                          0x0f0f0f0f0f0f0f0fLL, 0x0f0f0f0f0f0f0f0fLL,
+                                          (long long)0xf0f0f0f0f0f0f0f0ULL, (long long)0xf0f0f0f0f0f0f0f0ULL,
+                                          0x0f0f0f0f0f0f0f0fLL, 0x0f0f0f0f0f0f0f0fLL);
+    return _mm512_and_si512(v, keep);
+}
+
+/* Lane scales of pair k for x16 codes: lanes 0-3 sc[2k], 4-7 sc16[2k],
+ * 8-11 sc[2k+1], 12-15 sc16[2k+1] (sc16 = sc / 16). */
+ALWAYS_INLINE __m512 x16_scales(__m512 sc, __m512 sc16, int k) {
+    const __m512i idx = _mm512_add_epi32(_mm512_set_epi32(17, 17, 17, 17, 1, 1, 1, 1, 16, 16, 16, 16, 0, 0, 0, 0),
+                                         _mm512_set1_epi32(2 * k));
+    return _mm512_permutex2var_ps(sc, idx, sc16);
+}
+
+ALWAYS_INLINE __m512i act_pair(const int8_t *qs, bool two) {
+    return two ? _mm512_loadu_si512(qs) : _mm512_maskz_loadu_epi8(0xffffffffULL, qs);
+}
+
+/* sum of u * Q per 4 bytes: (u . q1) * 128 + u . q2 */
+ALWAYS_INLINE __m512i dot_Q(__m512i u, __m512i q1, __m512i q2) {
+    const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, q1);
+    return _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 7), u, q2);
+}
+
+/* Codes of legacy blocks b, b+1 (b at p) as u8: Q4_0 (kind 0, x16 lanes),
+ * Q5_0 (kind 1), Q8_0 (kind 2, q + 128). `two` false: only block b. */
+ALWAYS_INLINE __m512i legacy_codes(const uint8_t *b, int kind, int bytes, bool two) {
+    if (kind == 2) {
+        __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 2)));
+        if (two) v = _mm512_inserti64x4(v, _mm256_loadu_si256((const __m256i *)(b + bytes + 2)), 1);
+        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    }
+    if (kind == 1) {
+        __m512i wq = q4_codes_pair(b + 6, b + bytes + 6, two);
+        uint64_t hb = load_u32(b + 2);
+        if (two) hb |= (uint64_t)load_u32(b + bytes + 2) << 32;
+        return _mm512_mask_add_epi8(wq, (__mmask64)hb, wq, _mm512_set1_epi8(16));
+    }
+    return q4_codes_pair_x16(b + 2, b + bytes + 2, two);
+}
+
+/* The decode kernels walk up to G3_DOT_ROWS rows at once, a step (a group
+ * of blocks) of each in turn: every row is its own memory stream, and a
+ * core keeps more data in flight with several streams than with one (the
+ * L1 miss buffers alone would cap one stream near 11 GB/s here). Each
+ * step also prefetches its row PREFETCH_AHEAD bytes ahead. */
+#define PREFETCH_STEP(p, n)                                                                            \
+    for (int l_ = 0; l_ < (int)(n); l_ += 64) _mm_prefetch((const char *)(p) + PREFETCH_AHEAD + l_, _MM_HINT_T0)
+
+/* Partial sums of one row: two accumulators (with four rows interleaved
+ * the FMA latency is hidden) and the code offset term dw . dsum. */
+typedef struct legacy_acc {
+    __m512 a0, a1, corr;
+} legacy_acc;
+
+/* n <= 16 legacy blocks at p (block g of the row). n is a constant in the
+ * hot calls, so the pair loop unrolls without branches. */
+ALWAYS_INLINE legacy_acc legacy_step(legacy_acc s, const uint8_t *p, uint32_t n, uint32_t g, const g3_qa_row *a,
+                                     int kind) {
+    const int bytes = kind == 0 ? 18 : kind == 1 ? 22 : 34;
+    PREFETCH_STEP(p, n * bytes);
+    const __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    const __m512 dw = gather_f16_scales(p, bytes, n);
+    const __m512 sc = _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(m, a->d + g));
+    const __m512 sc16 = _mm512_mul_ps(sc, _mm512_set1_ps(1.0f / 16.0f));
+    s.corr = _mm512_fmadd_ps(dw, _mm512_maskz_loadu_ps(m, a->dsum + g), s.corr);
+    for (uint32_t k = 0; 2 * k < n; k++) {
+        const bool two = 2 * k + 1 < n;
+        const __m512i wq = legacy_codes(p + 2 * k * bytes, kind, bytes, two);
+        const size_t at = 32 * (size_t)(g + 2 * k);
+        const __m512i dot = dot_Q(wq, act_pair(a->q1 + at, two), act_pair(a->q2 + at, two));
+        const __m512 lane_sc = kind == 0 ? x16_scales(sc, sc16, (int)k) : _mm512_permutexvar_ps(pair_index((int)(2 * k)), sc);
+        const __m512 v = _mm512_cvtepi32_ps(dot);
+        if (k & 1) s.a1 = _mm512_fmadd_ps(v, lane_sc, s.a1);
+        else s.a0 = _mm512_fmadd_ps(v, lane_sc, s.a0);
+    }
+    return s;
+}
+
+/* NR rows (a constant) of nb legacy blocks; groups of 12 blocks when that
+ * divides the row (1152 = 36 blocks) so no group is ragged, else 16. */
+ALWAYS_INLINE void legacy_rows(const uint8_t *const *rows, int NR, uint32_t nb, const g3_qa_row *a, int kind,
+                               float *out) {
+    const int bytes = kind == 0 ? 18 : kind == 1 ? 22 : 34;
+    const float offset = kind == 0 ? -8.0f : kind == 1 ? -16.0f : -128.0f;
+    legacy_acc s[G3_DOT_ROWS];
+    for (int r = 0; r < NR; r++) s[r].a0 = s[r].a1 = s[r].corr = _mm512_setzero_ps();
+    uint32_t g = 0;
+    if (nb % 16 != 0 && nb % 12 == 0) {
+        for (; g < nb; g += 12)
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) s[r] = legacy_step(s[r], rows[r] + (size_t)g * bytes, 12, g, a, kind);
+    } else {
+        for (; g + 16 <= nb; g += 16)
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) s[r] = legacy_step(s[r], rows[r] + (size_t)g * bytes, 16, g, a, kind);
+        if (g < nb)
+            for (int r = 0; r < NR; r++) s[r] = legacy_step(s[r], rows[r] + (size_t)g * bytes, nb - g, g, a, kind);
+    }
+    for (int r = 0; r < NR; r++)
+        out[r] = _mm512_reduce_add_ps(_mm512_fmadd_ps(s[r].corr, _mm512_set1_ps(offset), _mm512_add_ps(s[r].a0, s[r].a1)));
+}
+
+/* Q4_K/Q5_K sub-block scales and mins (ggml's 12-byte packing) as bytes:
+ * out[0..7] scales, out[8..15] mins. */
+ALWAYS_INLINE void k4_unpack_scales(const uint8_t *s, uint8_t out[16]) {
+    uint32_t u[4];
+    memcpy(u, s, 12);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4-7 */
+    const uint32_t mins03 = u[1] & m6;
+    u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4); /* scales 4-7 */
+    u[0] &= m6;                                      /* scales 0-3 */
+    u[2] = mins03;
+    memcpy(out, u, 16);
+}
+
+typedef struct kq_acc {
+    __m512 acc;
+    __m512 aux; /* Q4_K/Q5_K: dmin*m*dsum (lanes 0-7); Q6_K: sc * s16 */
+} kq_acc;
+
+/* One Q4_K/Q5_K super-block (index i) of a row. Codes of a 64-element
+ * chunk: low nibbles keep their place, high nibbles stay x16 (as Q4_0),
+ * with the matching 1/16 in the lane scales. */
+ALWAYS_INLINE kq_acc k45_step(kq_acc s, const uint8_t *b, uint32_t i, const g3_qa_row *a, bool q5) {
+    const int bytes = q5 ? 176 : 144;
+    PREFETCH_STEP(b, bytes);
+    const uint8_t *qs = b + (q5 ? 48 : 16);
+    uint8_t sm[16];
+    k4_unpack_scales(b + 4, sm);
+    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sm)));
+    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sm + 8))));
+    const __m256 sc8 = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(b)), scf), _mm256_loadu_ps(a->d + 8 * i));
+    s.aux = _mm512_zextps256_ps512(_mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(b + 2)), mf),
+                                                   _mm256_loadu_ps(a->dsum + 8 * i), _mm512_castps512_ps256(s.aux)));
+    const __m512 sc = _mm512_castps256_ps512(sc8);
+    const __m512 sc16 = _mm512_mul_ps(sc, _mm512_set1_ps(1.0f / 16.0f));
+    const __m512i keep = _mm512_set_epi64((long long)0xf0f0f0f0f0f0f0f0ULL, (long long)0xf0f0f0f0f0f0f0f0ULL,
+                                          (long long)0xf0f0f0f0f0f0f0f0ULL, (long long)0xf0f0f0f0f0f0f0f0ULL,
+                                          0x0f0f0f0f0f0f0f0fLL, 0x0f0f0f0f0f0f0f0fLL, 0x0f0f0f0f0f0f0f0fLL,
+                                          0x0f0f0f0f0f0f0f0fLL);
+    __m256i qh = _mm256_setzero_si256();
+    if (q5) qh = _mm256_loadu_si256((const __m256i *)(b + 16));
+    for (int c = 0; c < 4; c++) {
+        __m512i wq = _mm512_and_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * c))), keep);
+        __m512 lane_sc;
+        if (q5) { /* the fifth bit would not fit a x16 byte: shift the high half down */
+            wq = _mm512_mask_srli_epi16(wq, 0xffff0000u, wq, 4);
+            const __mmask32 lo = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << (2 * c))));
+            const __mmask32 hi = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << (2 * c + 1))));
+            wq = _mm512_mask_add_epi8(wq, _mm512_kunpackd((__mmask64)hi, (__mmask64)lo), wq, _mm512_set1_epi8(16));
+            lane_sc = _mm512_permutexvar_ps(pair_index(2 * c), sc);
+        } else {
+            /* lanes 0-7: sub-block 2c; lanes 8-15: sub-block 2c+1, x16 */
+            const __m512i idx = _mm512_add_epi32(_mm512_set_epi32(17, 17, 17, 17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0, 0, 0),
+                                                 _mm512_set1_epi32(2 * c));
+            lane_sc = _mm512_permutex2var_ps(sc, idx, sc16);
+        }
+        const size_t at = 256 * (size_t)i + 64 * c;
+        const __m512i dot = dot_Q(wq, _mm512_loadu_si512(a->q1 + at), _mm512_loadu_si512(a->q2 + at));
+        s.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), lane_sc, s.acc);
+    }
+    return s;
+}
+
+ALWAYS_INLINE kq_acc q6_k_step(kq_acc s, const uint8_t *b, uint32_t i, const g3_qa_row *a) {
+    PREFETCH_STEP(b, 210);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    /* low 256 bits: element l of the quarter; high: l + 32 */
+    const __m512i shl = _mm512_set_epi64(0x0002000200020002LL, 0x0002000200020002LL, 0x0002000200020002LL,
+                                         0x0002000200020002LL, 0x0004000400040004LL, 0x0004000400040004LL,
+                                         0x0004000400040004LL, 0x0004000400040004LL);
+    const __m512i shr = _mm512_set_epi64(0x0002000200020002LL, 0x0002000200020002LL, 0x0002000200020002LL,
+                                         0x0002000200020002LL, 0, 0, 0, 0);
+    const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512 scf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))));
+    const __m512 da = _mm512_permutexvar_ps(pairs, _mm512_castps256_ps512(_mm256_loadu_ps(a->d + 8 * i)));
+    const __m512 sc = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(f16_at(b + 208)), scf), da);
+    s.aux = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(_mm512_loadu_si512(a->s16 + 16 * i)), s.aux);
+    for (int h = 0; h < 2; h++) {
+        const __m512i L = _mm512_loadu_si512(b + 64 * h);
+        const __m512i Q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+        const __m512i A = _mm512_or_si512(_mm512_and_si512(L, m4), _mm512_and_si512(_mm512_sllv_epi16(Q, shl), m30));
+        const __m512i B = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4),
+                                          _mm512_and_si512(_mm512_srlv_epi16(Q, shr), m30));
+        const size_t at = 256 * (size_t)i + 128 * h;
+        const __m512i dA = dot_Q(A, _mm512_loadu_si512(a->q1 + at), _mm512_loadu_si512(a->q2 + at));
+        const __m512i dB = dot_Q(B, _mm512_loadu_si512(a->q1 + at + 64), _mm512_loadu_si512(a->q2 + at + 64));
+        /* lane l of zmm z covers sub-block 4z + l/4 */
+        const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        const __m512i iA = _mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h));
+        const __m512i iB = _mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h + 4));
+        s.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dA), _mm512_permutexvar_ps(iA, sc), s.acc);
+        s.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dB), _mm512_permutexvar_ps(iB, sc), s.acc);
+    }
+    return s;
+}
+
+/* kind: 0 Q4_K, 1 Q5_K, 2 Q6_K */
+ALWAYS_INLINE void kquant_rows(const uint8_t *const *rows, int NR, uint32_t nsb, const g3_qa_row *a, int kind,
+                               float *out) {
+    const int bytes = kind == 0 ? 144 : kind == 1 ? 176 : 210;
+    kq_acc s[G3_DOT_ROWS];
+    for (int r = 0; r < NR; r++) s[r].acc = s[r].aux = _mm512_setzero_ps();
+    for (uint32_t i = 0; i < nsb; i++)
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *b = rows[r] + (size_t)i * bytes;
+            s[r] = kind == 2 ? q6_k_step(s[r], b, i, a) : k45_step(s[r], b, i, a, kind == 1);
+        }
+    const float aux_scale = kind == 2 ? -32.0f : -1.0f;
+    for (int r = 0; r < NR; r++)
+        out[r] = _mm512_reduce_add_ps(_mm512_fmadd_ps(s[r].aux, _mm512_set1_ps(aux_scale), s[r].acc));
+}
+
+/* Per type: rows given by pointers (qdot_rows), and consecutive rows
+ * (qgemv), four at a time. */
+#define QKERNELS(name, call)                                                                             \
+    static void rows_##name(const uint8_t *const *rows, int NR, uint32_t K, const g3_qa_row *a, float *out) { \
+        call;                                                                                            \
+    }                                                                                                    \
+    static void qdot_rows_##name(const uint8_t *const *rows, uint32_t n, uint32_t K, const g3_qa_row *a, \
+                                 float *out) {                                                           \
+        if (n == G3_DOT_ROWS) rows_##name(rows, G3_DOT_ROWS, K, a, out);                                 \
+        else                                                                                             \
+            for (uint32_t r = 0; r < n; r++) rows_##name(rows + r, 1, K, a, out + r);                    \
+    }                                                                                                    \
+    static void qgemv_##name(const uint8_t *w, size_t rb, uint32_t n, uint32_t K, const g3_qa_row *a,    \
+                             float *out) {                                                               \
+        for (uint32_t r = 0; r < n; r += G3_DOT_ROWS) {                                                  \
+            const uint8_t *rows[G3_DOT_ROWS];                                                            \
+            const uint32_t m = n - r < G3_DOT_ROWS ? n - r : G3_DOT_ROWS;                                \
+            for (uint32_t i = 0; i < m; i++) rows[i] = w + (r + i) * rb;                                 \
+            qdot_rows_##name(rows, m, K, a, out + r);                                                    \
+        }                                                                                                \
+    }
+QKERNELS(q4_0, legacy_rows(rows, NR, K / 32, a, 0, out))
+QKERNELS(q5_0, legacy_rows(rows, NR, K / 32, a, 1, out))
+QKERNELS(q8_0, legacy_rows(rows, NR, K / 32, a, 2, out))
+QKERNELS(q4_k, kquant_rows(rows, NR, K / 256, a, 0, out))
+QKERNELS(q5_k, kquant_rows(rows, NR, K / 256, a, 1, out))
+QKERNELS(q6_k, kquant_rows(rows, NR, K / 256, a, 2, out))
+
+/* ------------------------------------------------------------------ */
+/* batched: int8 panels of 16 rows                                     */
+
+#define PR 16 /* rows per panel */
+
+static size_t panel_bytes(uint32_t type, uint32_t K) {
+    const g3_panel_layout l = g3_panel_layout_of(type);
+    return (size_t)(K / l.S) * g3_panel_sub_bytes(l, PR);
+}
+
+static size_t qtile_bytes(uint32_t type, uint32_t K) { return 2 * panel_bytes(type, K); }
+
+/* scratch: vals [PR][K] int8, then scale and min [PR][K/16] f32 each */
+static size_t qtile_tmp_bytes(uint32_t K) { return (size_t)PR * K + 2 * sizeof(float) * PR * (K / 16) + 64; }
+
+/* One weight row to signed values + scales (SIMD for the common types). */
+static void unpack_row(uint32_t type, const uint8_t *w, uint32_t K, int8_t *vals, float *scale, float *minv) {
+    if (type == G3_TYPE_Q4_0) {
+        const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+        for (uint32_t b = 0; b < K / 32; b++, w += 18) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)(w + 2));
+            const __m256i v = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
+            _mm256_storeu_si256((__m256i *)(vals + 32 * b), _mm256_sub_epi8(v, eight));
+            scale[b] = f16_at(w);
+        }
+    } else if (type == G3_TYPE_Q8_0) {
+        for (uint32_t b = 0; b < K / 32; b++, w += 34) {
+            _mm256_storeu_si256((__m256i *)(vals + 32 * b), _mm256_loadu_si256((const __m256i *)(w + 2)));
+            scale[b] = f16_at(w);
+        }
+    } else {
+        g3_unpack_row_s8(type, w, K, vals, scale, minv);
+    }
+}
+
+static void qpack_tile(uint32_t type, const uint8_t *rows, size_t row_bytes, uint32_t n_rows, uint32_t K,
+                       uint8_t *tile, void *tmp) {
+    const g3_panel_layout l = g3_panel_layout_of(type);
+    const uint32_t n_sub = K / l.S;
+    const size_t sub = g3_panel_sub_bytes(l, PR), pbytes = n_sub * sub;
+    int8_t *vals = tmp;
+    float *scale = (float *)((uint8_t *)tmp + (((size_t)PR * K + 63) & ~(size_t)63)), *minv = scale + PR * (K / 16);
+    const __m512i rows16 = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i vidx = _mm512_mullo_epi32(rows16, _mm512_set1_epi32((int)K));
+    const __m512i sidx = _mm512_mullo_epi32(rows16, _mm512_set1_epi32((int)n_sub));
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (uint32_t p = 0; p < 2; p++) {
+        uint8_t *panel = tile + p * pbytes;
+        for (uint32_t r = 0; r < PR; r++) {
+            const uint32_t src = 16 * p + r;
+            if (src < n_rows) {
+                unpack_row(type, rows + src * row_bytes, K, vals + (size_t)r * K, scale + r * n_sub, minv + r * n_sub);
+            } else {
+                memset(vals + (size_t)r * K, 0, K);
+                memset(scale + r * n_sub, 0, sizeof(float) * n_sub);
+                memset(minv + r * n_sub, 0, sizeof(float) * n_sub);
+            }
+        }
+        for (uint32_t s = 0; s < n_sub; s++) {
+            uint8_t *ps = panel + s * sub;
+            __m512i wsum = _mm512_setzero_si512();
+            for (uint32_t j = 0; j < l.S / 4; j++) {
+                const __m512i v = _mm512_i32gather_epi32(vidx, vals + s * l.S + 4 * j, 1);
+                _mm512_storeu_si512(ps + 64 * j, v);
+                wsum = _mm512_dpbusd_epi32(wsum, ones, v);
+            }
+            float *pscale = (float *)(ps + (size_t)l.S * PR);
+            _mm512_storeu_ps(pscale, _mm512_i32gather_ps(sidx, scale + s, 4));
+            _mm512_storeu_si512(pscale + PR, _mm512_mullo_epi32(wsum, _mm512_set1_epi32(-129)));
+            if (l.has_min) _mm512_storeu_ps(pscale + 2 * PR, _mm512_i32gather_ps(sidx, minv + s, 4));
+        }
+    }
+}
+
+/* C activation rows x 2 panels (32 weight rows). */
+ALWAYS_INLINE void qgemm_rows(const uint8_t *tile, size_t pbytes, uint32_t n_sub, uint32_t S, bool has_min,
+                              const g3_qa *act, uint32_t t, int C, float *out, size_t ldo, __mmask16 m0,
+                              __mmask16 m1) {
+    const size_t sub = (size_t)S * PR + PR * (has_min ? 12 : 8);
+    const size_t K = act->K;
+    __m512 f0[4], f1[4];
+    for (int c = 0; c < C; c++) f0[c] = f1[c] = _mm512_setzero_ps();
+    const uint8_t *q1u = act->q1u + t * K, *q2u = act->q2u + t * K;
+    const float *da = act->d + t * (K / 32), *ds = act->dsum + t * (K / 32);
+    for (uint32_t s = 0; s < n_sub; s++) {
+        const uint8_t *p0 = tile + s * sub, *p1 = p0 + pbytes;
+        const __m512i c0 = _mm512_loadu_si512(p0 + S * PR + 64), c1 = _mm512_loadu_si512(p1 + S * PR + 64);
+        __m512i i0[4], i1[4];
+        for (int c = 0; c < C; c++) {
+            i0[c] = c0;
+            i1[c] = c1;
+        }
+        /* corr + sum q1u w, times 128, + sum q2u w = sum Q w (quant_act.h) */
+        for (int part = 0; part < 2; part++) {
+            const uint8_t *qu = part ? q2u : q1u;
+            if (part)
+                for (int c = 0; c < C; c++) {
+                    i0[c] = _mm512_slli_epi32(i0[c], 7);
+                    i1[c] = _mm512_slli_epi32(i1[c], 7);
+                }
+            for (uint32_t j = 0; j < S / 4; j++) {
+                const __m512i w0 = _mm512_loadu_si512(p0 + 64 * j), w1 = _mm512_loadu_si512(p1 + 64 * j);
+                for (int c = 0; c < C; c++) {
+                    const __m512i av = _mm512_set1_epi32(load_i32(qu + c * K + s * S + 4 * j));
+                    i0[c] = _mm512_dpbusd_epi32(i0[c], av, w0);
+                    i1[c] = _mm512_dpbusd_epi32(i1[c], av, w1);
+                }
+            }
+        }
+        const __m512 s0 = _mm512_loadu_ps((const float *)(p0 + S * PR));
+        const __m512 s1 = _mm512_loadu_ps((const float *)(p1 + S * PR));
+        const uint32_t ab = s * S / 32;
+        for (int c = 0; c < C; c++) {
+            const __m512 dab = _mm512_set1_ps(da[c * (K / 32) + ab]);
+            f0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[c]), _mm512_mul_ps(s0, dab), f0[c]);
+            f1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[c]), _mm512_mul_ps(s1, dab), f1[c]);
+        }
+        if (has_min) {
+            const __m512 n0 = _mm512_loadu_ps((const float *)(p0 + S * PR + 128));
+            const __m512 n1 = _mm512_loadu_ps((const float *)(p1 + S * PR + 128));
+            for (int c = 0; c < C; c++) {
+                const __m512 dsb = _mm512_set1_ps(ds[c * (K / 32) + s]);
+                f0[c] = _mm512_fmadd_ps(n0, dsb, f0[c]);
+                f1[c] = _mm512_fmadd_ps(n1, dsb, f1[c]);
+            }
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        _mm512_mask_storeu_ps(out + (t + c) * ldo, m0, f0[c]);
+        _mm512_mask_storeu_ps(out + (t + c) * ldo + 16, m1, f1[c]);
+    }
+}
+
+ALWAYS_INLINE void qgemm_layout(const uint8_t *tile, uint32_t K, uint32_t S, bool has_min, const g3_qa *act,
+                                uint32_t t0, uint32_t t1, float *out, size_t ldo, uint32_t n_rows) {
+    const uint32_t n_sub = K / S;
+    const size_t pbytes = n_sub * ((size_t)S * PR + PR * (has_min ? 12 : 8));
+    const __mmask16 m0 = n_rows >= 16 ? 0xffff : (__mmask16)((1u << n_rows) - 1);
+    const __mmask16 m1 = n_rows >= 32 ? 0xffff : n_rows <= 16 ? 0 : (__mmask16)((1u << (n_rows - 16)) - 1);
+    uint32_t t = t0;
+    for (; t + 4 <= t1; t += 4) qgemm_rows(tile, pbytes, n_sub, S, has_min, act, t, 4, out, ldo, m0, m1);
+    switch (t1 - t) {
+    case 3: qgemm_rows(tile, pbytes, n_sub, S, has_min, act, t, 3, out, ldo, m0, m1); break;
+    case 2: qgemm_rows(tile, pbytes, n_sub, S, has_min, act, t, 2, out, ldo, m0, m1); break;
+    case 1: qgemm_rows(tile, pbytes, n_sub, S, has_min, act, t, 1, out, ldo, m0, m1); break;
+    default: break;
+    }
+}
+
+static void qgemm_tile(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0, uint32_t t1,
+                       float *out, size_t ldo, uint32_t n_rows) {
+    const g3_panel_layout l = g3_panel_layout_of(type);
+    if (l.S == 16) qgemm_layout(tile, K, 16, false, act, t0, t1, out, ldo, n_rows);
+    else if (l.has_min) qgemm_layout(tile, K, 32, true, act, t0, t1, out, ldo, n_rows);
+    else qgemm_layout(tile, K, 32, false, act, t0, t1, out, ldo, n_rows);
+}
+
+/* ------------------------------------------------------------------ */
+/* float weights                                                       */
+
+/* 16 weights of row w starting at element k, widened exactly to f32. */
+ALWAYS_INLINE __m512 load_w16(uint32_t type, const uint8_t *w, uint32_t k) {
+    if (type == G3_TYPE_F32) return _mm512_loadu_ps((const float *)w + k);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + k));
+    if (type == G3_TYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+ALWAYS_INLINE __m512 load_w16_masked(uint32_t type, const uint8_t *w, uint32_t k, __mmask16 m) {
+    if (type == G3_TYPE_F32) return _mm512_maskz_loadu_ps(m, (const float *)w + k);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + k);
+    if (type == G3_TYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* NR rows (a constant) of float weights, 64 values of each in turn. */
+ALWAYS_INLINE void frows(uint32_t type, const uint8_t *const *rows, int NR, const float *x, uint32_t K, float *out) {
+    const int es = type == G3_TYPE_F32 ? 4 : 2;
+    __m512 a0[G3_DOT_ROWS], a1[G3_DOT_ROWS];
+    for (int r = 0; r < NR; r++) a0[r] = a1[r] = _mm512_setzero_ps();
+    uint32_t k = 0;
+    for (; k + 64 <= K; k += 64) {
+        const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+        const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
+        for (int r = 0; r < NR; r++) {
+            PREFETCH_STEP(rows[r] + (size_t)k * es, 64 * es);
+            a0[r] = _mm512_fmadd_ps(load_w16(type, rows[r], k), x0, a0[r]);
+            a1[r] = _mm512_fmadd_ps(load_w16(type, rows[r], k + 16), x1, a1[r]);
+            a0[r] = _mm512_fmadd_ps(load_w16(type, rows[r], k + 32), x2, a0[r]);
+            a1[r] = _mm512_fmadd_ps(load_w16(type, rows[r], k + 48), x3, a1[r]);
+        }
+    }
+    for (; k < K; k += 16) {
+        const __mmask16 m = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
+        for (int r = 0; r < NR; r++) a0[r] = _mm512_fmadd_ps(load_w16_masked(type, rows[r], k, m), xv, a0[r]);
+    }
+    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+}
+
+#define FKERNELS(name, T)                                                                                \
+    static void fdot_rows_##name(const uint8_t *const *rows, uint32_t n, uint32_t K, const float *x,     \
+                                 float *out) {                                                           \
+        if (n == G3_DOT_ROWS) frows(T, rows, G3_DOT_ROWS, x, K, out);                                    \
+        else                                                                                             \
+            for (uint32_t r = 0; r < n; r++) frows(T, rows + r, 1, x, K, out + r);                       \
+    }                                                                                                    \
+    static void fgemv_##name(const uint8_t *w, size_t rb, uint32_t n, uint32_t K, const float *x,        \
+                             float *out) {                                                               \
+        for (uint32_t r = 0; r < n; r += G3_DOT_ROWS) {                                                  \
+            const uint8_t *rows[G3_DOT_ROWS];                                                            \
+            const uint32_t m = n - r < G3_DOT_ROWS ? n - r : G3_DOT_ROWS;                                \
+            for (uint32_t i = 0; i < m; i++) rows[i] = w + (r + i) * rb;                                 \
+            fdot_rows_##name(rows, m, K, x, out + r);                                                    \
+        }                                                                                                \
+    }
+FKERNELS(f32, G3_TYPE_F32)
+FKERNELS(f16, G3_TYPE_F16)
+FKERNELS(bf16, G3_TYPE_BF16)
+
+/* Float tile: two panels of [K][16] f32. */
+static size_t ftile_bytes(uint32_t K) { return 2 * sizeof(float) * PR * (size_t)K; }
+
+static void fpack_tile(uint32_t type, const uint8_t *rows, size_t row_bytes, uint32_t n_rows, uint32_t K,
+                       float *tile) {
+    /* 16 rows x 16 columns at a time through a small row-major buffer,
+     * transposed by gathers */
+    float buf[PR * 16];
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(16));
+    for (uint32_t p = 0; p < 2; p++) {
+        float *panel = tile + (size_t)p * PR * K;
+        for (uint32_t k = 0; k < K; k += 16) {
+            const uint32_t n = K - k < 16 ? K - k : 16;
+            const __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+            for (uint32_t r = 0; r < PR; r++) {
+                const uint32_t src = 16 * p + r;
+                const __m512 v = src < n_rows ? load_w16_masked(type, rows + src * row_bytes, k, m) : _mm512_setzero_ps();
+                _mm512_storeu_ps(buf + 16 * r, v);
+            }
+            for (uint32_t j = 0; j < n; j++) _mm512_storeu_ps(panel + (size_t)(k + j) * PR, _mm512_i32gather_ps(idx, buf + j, 4));
+        }
+    }
+}
+
+ALWAYS_INLINE void fgemm_rows(const float *tile, uint32_t K, const float *x, size_t ldx, uint32_t t, int C,
+                              float *out, size_t ldo, __mmask16 m0, __mmask16 m1) {
+    __m512 a0[6], a1[6];
+    for (int c = 0; c < C; c++) a0[c] = a1[c] = _mm512_setzero_ps();
+    const float *p0 = tile, *p1 = tile + (size_t)PR * K;
+    const float *xr = x + t * ldx;
+    for (uint32_t k = 0; k < K; k++) {
+        const __m512 w0 = _mm512_loadu_ps(p0 + (size_t)k * PR), w1 = _mm512_loadu_ps(p1 + (size_t)k * PR);
+        for (int c = 0; c < C; c++) {
+            const __m512 xv = _mm512_set1_ps(xr[c * ldx + k]);
+            a0[c] = _mm512_fmadd_ps(w0, xv, a0[c]);
+            a1[c] = _mm512_fmadd_ps(w1, xv, a1[c]);
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        _mm512_mask_storeu_ps(out + (t + c) * ldo, m0, a0[c]);
+        _mm512_mask_storeu_ps(out + (t + c) * ldo + 16, m1, a1[c]);
+    }
+}
+
+static void fgemm_tile(const float *tile, uint32_t K, const float *x, size_t ldx, uint32_t t0, uint32_t t1,
+                       float *out, size_t ldo, uint32_t n_rows) {
+    const __mmask16 m0 = n_rows >= 16 ? 0xffff : (__mmask16)((1u << n_rows) - 1);
+    const __mmask16 m1 = n_rows >= 32 ? 0xffff : n_rows <= 16 ? 0 : (__mmask16)((1u << (n_rows - 16)) - 1);
+    uint32_t t = t0;
+    for (; t + 6 <= t1; t += 6) fgemm_rows(tile, K, x, ldx, t, 6, out, ldo, m0, m1);
+    switch (t1 - t) {
+    case 5: fgemm_rows(tile, K, x, ldx, t, 5, out, ldo, m0, m1); break;
+    case 4: fgemm_rows(tile, K, x, ldx, t, 4, out, ldo, m0, m1); break;
+    case 3: fgemm_rows(tile, K, x, ldx, t, 3, out, ldo, m0, m1); break;
+    case 2: fgemm_rows(tile, K, x, ldx, t, 2, out, ldo, m0, m1); break;
+    case 1: fgemm_rows(tile, K, x, ldx, t, 1, out, ldo, m0, m1); break;
+    default: break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* vector ops                                                          */
+
+/* e^x, Cephes' single-precision polynomial (about 1 ulp), with 2^n by scalef. */
+ALWAYS_INLINE __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-103.0f)), _mm512_set1_ps(88.7f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+static void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    uint32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(x + i)), hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
+        s0 = _mm512_fmadd_pd(lo, lo, s0);
+        s1 = _mm512_fmadd_pd(hi, hi, s1);
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++) sum += (double)x[i] * x[i];
+    const float scale = (float)(1.0 / sqrt(sum / n + eps));
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs), _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
+/* gelu_tanh(x) = 0.5 x (1 + tanh(y)) = x / (1 + e^(-2y)), y = sqrt(2/pi) (x + 0.044715 x^3) */
+static void gelu_mul(float *g, const float *u, uint32_t n) {
+    const __m512 k2 = _mm512_set1_ps(-2.0f * 0.7978845608028654f), c = _mm512_set1_ps(0.044715f);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (uint32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 y2 = _mm512_mul_ps(k2, _mm512_fmadd_ps(_mm512_mul_ps(c, x), _mm512_mul_ps(x, x), x));
+        const __m512 gl = _mm512_div_ps(x, _mm512_add_ps(one, exp512(y2)));
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(gl, _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+static void softmax(float *x, uint32_t n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (uint32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (uint32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    for (uint32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
+}
+
+static float dot(const float *a, const float *b, uint32_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void axpy(float *y, float a, const float *x, uint32_t n) {
+    const __m512 va = _mm512_set1_ps(a);
+    for (uint32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static void add(float *y, const float *x, uint32_t n) {
+    for (uint32_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+const g3_kernels g3_kernels_avx512 = {
+    .path = G3_CPU_AVX512,
+    .quantized_acts = true,
+    .panel_rows = PR,
+    .quantize_blocks = quantize_blocks,
+    .qgemv = {[G3_TYPE_Q8_0] = qgemv_q8_0, [G3_TYPE_Q4_0] = qgemv_q4_0, [G3_TYPE_Q5_0] = qgemv_q5_0,
+              [G3_TYPE_Q4_K] = qgemv_q4_k, [G3_TYPE_Q5_K] = qgemv_q5_k, [G3_TYPE_Q6_K] = qgemv_q6_k},
+    .qdot_rows = {[G3_TYPE_Q8_0] = qdot_rows_q8_0, [G3_TYPE_Q4_0] = qdot_rows_q4_0, [G3_TYPE_Q5_0] = qdot_rows_q5_0,
+                  [G3_TYPE_Q4_K] = qdot_rows_q4_k, [G3_TYPE_Q5_K] = qdot_rows_q5_k, [G3_TYPE_Q6_K] = qdot_rows_q6_k},
+    .qtile_bytes = qtile_bytes,
+    .qtile_tmp_bytes = qtile_tmp_bytes,
+    .qpack_tile = qpack_tile,
+    .qgemm_tile = qgemm_tile,
+    .fgemv = {[G3_TYPE_F32] = fgemv_f32, [G3_TYPE_F16] = fgemv_f16, [G3_TYPE_BF16] = fgemv_bf16},
+    .fdot_rows = {[G3_TYPE_F32] = fdot_rows_f32, [G3_TYPE_F16] = fdot_rows_f16, [G3_TYPE_BF16] = fdot_rows_bf16},
+    .ftile_bytes = ftile_bytes,
+    .fpack_tile = fpack_tile,
+    .fgemm_tile = fgemm_tile,
+    .rmsnorm = rmsnorm,
+    .gelu_mul = gelu_mul,
+    .softmax = softmax,
+    .dot = dot,
+    .axpy = axpy,
+    .add = add,
+};

@@ -1,0 +1,388 @@
+#include "tensor/matmul.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/checked_math.h"
+#include "tensor/type_info.h"
+
+/* Rows per work unit of the matrix-vector path: walked as G3_DOT_ROWS
+ * streams of 32 rows (tens of KiB apart, so the prefetchers see separate
+ * streams); a multiple of 32 so fused epilogues see whole activation
+ * blocks; small enough that the threads share the work evenly. */
+#define GEMV_UNIT_ROWS (32 * G3_DOT_ROWS)
+
+typedef enum { KIND_Q8, KIND_F32, KIND_REF } mm_kind;
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static const uint32_t k_quant_types[] = {G3_TYPE_Q8_0, G3_TYPE_Q4_0, G3_TYPE_Q5_0,
+                                         G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K};
+
+/* Per-thread sizes: packed tile, packer scratch, staging floats. */
+static void thread_sizes(const g3_kernels *k, uint32_t max_T, uint32_t max_K, size_t *tile, size_t *tmp,
+                         size_t *stage) {
+    *tile = *tmp = 0;
+    if (k->panel_rows) {
+        for (size_t i = 0; i < sizeof k_quant_types / sizeof k_quant_types[0]; i++) {
+            /* a type whose block does not divide max_K never meets a K that large */
+            const g3_type_info *ti = g3_type_info_get(k_quant_types[i]);
+            uint32_t K = max_K - max_K % ti->block_size;
+            size_t b = k->qtile_bytes(k_quant_types[i], K);
+            if (b > *tile) *tile = b;
+        }
+        size_t fb = k->ftile_bytes(max_K);
+        if (fb > *tile) *tile = fb;
+        *tmp = k->qtile_tmp_bytes(max_K);
+    }
+    /* the "up" half of g3_mm_geglu: a thread's share of F for each of the
+     * (< G3_MM_GEMM_MIN_T) decode rows; T x 32 per tile when batched; T x
+     * GEMV_UNIT_ROWS when batched without tiles (scalar path) */
+    const size_t decode = (size_t)(G3_MM_GEMM_MIN_T - 1) * (max_K + 32);
+    const size_t batched = (size_t)max_T * (k->panel_rows ? G3_TILE_ROWS : GEMV_UNIT_ROWS);
+    *stage = decode > batched ? decode : batched;
+}
+
+uint64_t g3_mm_bytes(const g3_kernels *k, uint32_t n_threads, uint32_t max_T, uint32_t max_K) {
+    size_t tile, tmp, stage;
+    thread_sizes(k, max_T, max_K, &tile, &tmp, &stage);
+    return (uint64_t)n_threads * (align64(tile) + align64(tmp) + align64(stage * sizeof(float)));
+}
+
+int g3_mm_init(g3_mm *mm, g3_thread_pool *pool, const g3_kernels *k, uint32_t max_T, uint32_t max_K,
+               g3_error *err) {
+    memset(mm, 0, sizeof *mm);
+    mm->pool = pool;
+    mm->k = k;
+    mm->nth = g3_thread_pool_size(pool);
+    mm->max_T = max_T;
+    mm->max_K = max_K;
+    thread_sizes(k, max_T, max_K, &mm->tile_bytes, &mm->tmp_bytes, &mm->stage_floats);
+    mm->per_thread = align64(mm->tile_bytes) + align64(mm->tmp_bytes) + align64(mm->stage_floats * sizeof(float));
+    size_t total;
+    void *p = NULL;
+    if (g3_mul_overflow_size(mm->per_thread, mm->nth, &total) || posix_memalign(&p, 64, total) != 0)
+        return g3_fail(err, "out of memory for the matrix-product buffers (%u threads x %zu bytes)", mm->nth,
+                       mm->per_thread);
+    mm->buf = p;
+    for (uint32_t i = 0; i <= mm->nth && i <= G3_MM_MAX_BALANCED; i++) mm->cut[i] = (double)i / mm->nth;
+    return 0;
+}
+
+void g3_mm_free(g3_mm *mm) {
+    free(mm->buf);
+    memset(mm, 0, sizeof *mm);
+}
+
+static uint8_t *thread_tile(const g3_mm *mm, uint32_t ith) { return mm->buf + ith * mm->per_thread; }
+static void *thread_tmp(const g3_mm *mm, uint32_t ith) {
+    return thread_tile(mm, ith) + align64(mm->tile_bytes);
+}
+static float *thread_stage(const g3_mm *mm, uint32_t ith) {
+    return (float *)((uint8_t *)thread_tmp(mm, ith) + align64(mm->tmp_bytes));
+}
+
+static mm_kind kind_of(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w) {
+    if (in->q && g3_mm_wants_q8(mm, w)) return KIND_Q8;
+    if (mm->k->fdot_rows[w->type]) return KIND_F32;
+    return KIND_REF;
+}
+
+static bool use_tiles(const g3_mm *mm, mm_kind kind, uint32_t T) {
+    return T >= G3_MM_GEMM_MIN_T && mm->k->panel_rows && kind != KIND_REF;
+}
+
+/* out (first output of the unit; out[t*ldo + i]) = rows r0..r0+nr of w . in */
+static void run_rows(const g3_mm *mm, uint32_t ith, const g3_mm_in *in, const g3_matrix *w, uint64_t r0,
+                     uint32_t nr, float *out, size_t ldo) {
+    const g3_kernels *k = mm->k;
+    const mm_kind kind = kind_of(mm, in, w);
+    const uint8_t *rows = (const uint8_t *)w->data + r0 * w->row_bytes;
+    const size_t rb = w->row_bytes;
+    if (use_tiles(mm, kind, in->T)) {
+        uint8_t *tile = thread_tile(mm, ith);
+        for (uint32_t done = 0; done < nr; done += G3_TILE_ROWS) {
+            const uint32_t n = nr - done < G3_TILE_ROWS ? nr - done : G3_TILE_ROWS;
+            if (kind == KIND_Q8) {
+                k->qpack_tile(w->type, rows + done * rb, rb, n, in->K, tile, thread_tmp(mm, ith));
+                k->qgemm_tile(w->type, tile, in->K, in->q, 0, in->T, out + done, ldo, n);
+            } else {
+                k->fpack_tile(w->type, rows + done * rb, rb, n, in->K, (float *)tile);
+                k->fgemm_tile((const float *)tile, in->K, in->x, in->ldx, 0, in->T, out + done, ldo, n);
+            }
+        }
+        return;
+    }
+    /* decode: G3_DOT_ROWS streams through the unit, one row of each per step;
+     * the other input rows reuse the weights while they are in cache */
+    const uint32_t per = (nr + G3_DOT_ROWS - 1) / G3_DOT_ROWS;
+    const g3_kernels *kk = kind == KIND_REF ? &g3_kernels_scalar : k;
+    for (uint32_t i = 0; i < per; i++) {
+        const uint8_t *ptr[G3_DOT_ROWS];
+        uint32_t idx[G3_DOT_ROWS], m = 0;
+        for (uint32_t st = 0; st < G3_DOT_ROWS; st++) {
+            const uint32_t r = st * per + i;
+            if (r < nr) {
+                ptr[m] = rows + r * rb;
+                idx[m++] = r;
+            }
+        }
+        for (uint32_t t = 0; t < in->T; t++) {
+            float o[G3_DOT_ROWS];
+            if (kind == KIND_Q8) {
+                const g3_qa_row a = g3_qa_get_row(in->q, t);
+                kk->qdot_rows[w->type](ptr, m, in->K, &a, o);
+            } else {
+                kk->fdot_rows[w->type](ptr, m, in->K, in->x + t * in->ldx, o);
+            }
+            for (uint32_t j = 0; j < m; j++) out[t * ldo + idx[j]] = o[j];
+        }
+    }
+}
+
+static uint32_t unit_rows(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w) {
+    return use_tiles(mm, kind_of(mm, in, w), in->T) ? G3_TILE_ROWS : GEMV_UNIT_ROWS;
+}
+
+/* Work split. Decode (T < G3_MM_GEMM_MIN_T): each thread takes a fixed
+ * share of every matrix (multiples of 32 rows) and walks it as long
+ * streams, so the prefetchers run ahead undisturbed (handing out small
+ * units instead costs more than it balances). The shares follow each
+ * thread's measured speed (g3_mm.cut), so a core that is a little slower,
+ * or busy with something else, gets less. Batched: 32-row tiles (or
+ * GEMV_UNIT_ROWS rows on the scalar path) from an atomic counter. */
+static bool decode_split(const g3_mm_in *in) { return in->T < G3_MM_GEMM_MIN_T; }
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Thread ith's rows [lo, hi) of n in decode: its share, in multiples of 32. */
+static void decode_range(const g3_mm *mm, uint64_t n, uint32_t ith, uint64_t *lo, uint64_t *hi) {
+    if (mm->nth > G3_MM_MAX_BALANCED) {
+        g3_split_range(n, 32, ith, mm->nth, lo, hi);
+        return;
+    }
+    const uint64_t units = (n + 31) / 32;
+    const uint64_t a = (uint64_t)(mm->cut[ith] * (double)units + 0.5) * 32;
+    const uint64_t b = ith + 1 == mm->nth ? n : (uint64_t)(mm->cut[ith + 1] * (double)units + 0.5) * 32;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+}
+
+static void decode_stat_begin(const g3_mm *mm, uint32_t ith, uint64_t *t0) {
+    if (ith < G3_MM_MAX_BALANCED) *t0 = now_ns();
+}
+
+static void decode_stat_end(g3_mm *mm, uint32_t ith, uint64_t t0, uint64_t bytes) {
+    if (ith >= G3_MM_MAX_BALANCED) return;
+    mm->stat[ith].ns += now_ns() - t0;
+    mm->stat[ith].bytes += bytes;
+}
+
+/* After a decode task: move the cuts a little toward shares proportional
+ * to each thread's speed (bytes/ns), once enough work was timed. */
+static void rebalance(g3_mm *mm) {
+    const uint32_t n = mm->nth;
+    if (n < 2 || n > G3_MM_MAX_BALANCED) return;
+    double rate[G3_MM_MAX_BALANCED], total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mm->stat[i].ns < 2000000 || mm->stat[i].bytes == 0) return; /* wait for 2 ms each */
+        rate[i] = (double)mm->stat[i].bytes / (double)mm->stat[i].ns;
+        total += rate[i];
+    }
+    double cum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const double share = mm->cut[i + 1] - mm->cut[i], target = rate[i] / total;
+        double next = share + 0.25 * (target - share);
+        const double lo = 0.5 / n, hi = 1.5 / n; /* never starve or swamp a thread */
+        next = next < lo ? lo : next > hi ? hi : next;
+        mm->cut[i] = cum;
+        cum += next;
+        mm->stat[i].ns = mm->stat[i].bytes = 0;
+    }
+    for (uint32_t i = 0; i < n; i++) mm->cut[i] /= cum;
+    mm->cut[n] = 1.0;
+}
+
+/* ---- g3_matmul ---- */
+
+typedef struct matmul_task {
+    const g3_mm *mm;
+    const g3_mm_in *in;
+    const g3_mm_out *outs;
+    uint32_t n;
+    uint32_t rows_per_unit[4];
+    uint64_t unit_end[4]; /* cumulative unit counts */
+    atomic_uint_fast64_t next;
+} matmul_task;
+
+static void matmul_worker(void *arg, uint32_t ith, uint32_t nth) {
+    matmul_task *task = arg;
+    if (decode_split(task->in)) {
+        g3_mm *mm = (g3_mm *)task->mm; /* each thread writes only its own stat */
+        uint64_t t0 = 0, bytes = 0;
+        decode_stat_begin(mm, ith, &t0);
+        for (uint32_t i = 0; i < task->n; i++) {
+            const g3_mm_out *o = &task->outs[i];
+            uint64_t lo, hi;
+            decode_range(mm, o->w->n_out, ith, &lo, &hi);
+            if (hi > lo) run_rows(mm, ith, task->in, o->w, lo, (uint32_t)(hi - lo), o->out + lo, o->ldo);
+            bytes += (hi - lo) * o->w->row_bytes;
+        }
+        decode_stat_end(mm, ith, t0, bytes);
+        return;
+    }
+    const uint64_t total = task->unit_end[task->n - 1];
+    for (;;) {
+        uint64_t u = atomic_fetch_add_explicit(&task->next, 1, memory_order_relaxed);
+        if (u >= total) break;
+        uint32_t i = 0;
+        while (u >= task->unit_end[i]) i++;
+        const uint64_t first = i ? task->unit_end[i - 1] : 0;
+        const g3_mm_out *o = &task->outs[i];
+        const uint64_t r0 = (u - first) * task->rows_per_unit[i];
+        const uint64_t left = o->w->n_out - r0;
+        const uint32_t nr = left < task->rows_per_unit[i] ? (uint32_t)left : task->rows_per_unit[i];
+        run_rows(task->mm, ith, task->in, o->w, r0, nr, o->out + r0, o->ldo);
+    }
+}
+
+void g3_matmul(g3_mm *mm, const g3_mm_in *in, const g3_mm_out *outs, uint32_t n) {
+    matmul_task task = {.mm = mm, .in = in, .outs = outs, .n = n < 4 ? n : 4};
+    uint64_t units = 0;
+    for (uint32_t i = 0; i < task.n; i++) {
+        task.rows_per_unit[i] = unit_rows(mm, in, outs[i].w);
+        units += (outs[i].w->n_out + task.rows_per_unit[i] - 1) / task.rows_per_unit[i];
+        task.unit_end[i] = units;
+    }
+    atomic_init(&task.next, 0);
+    g3_thread_pool_run(mm->pool, matmul_worker, &task);
+    if (decode_split(in)) rebalance(mm);
+}
+
+/* ---- g3_mm_geglu ---- */
+
+typedef struct geglu_task {
+    const g3_mm *mm;
+    const g3_mm_in *in;
+    const g3_matrix *wg, *wu;
+    float *h;
+    size_t ldh;
+    g3_qa *hq;
+    uint32_t rows_per_unit;
+    uint64_t units;
+    atomic_uint_fast64_t next;
+} geglu_task;
+
+/* rows [r0, r0+nr) of h: gate into h, up into the staging area, then
+ * gelu(gate) * up and its 8-bit form (r0, nr multiples of 32) */
+static void geglu_rows(const geglu_task *task, uint32_t ith, uint64_t r0, uint32_t nr) {
+    const g3_mm *mm = task->mm;
+    const g3_mm_in *in = task->in;
+    float *stage = thread_stage(mm, ith);
+    run_rows(mm, ith, in, task->wg, r0, nr, task->h + r0, task->ldh);
+    run_rows(mm, ith, in, task->wu, r0, nr, stage, nr);
+    for (uint32_t t = 0; t < in->T; t++) {
+        float *hr = task->h + t * task->ldh;
+        mm->k->gelu_mul(hr + r0, stage + t * nr, nr);
+        if (task->hq) {
+            const g3_qa_row_out o = g3_qa_row_out_get(task->hq, t);
+            mm->k->quantize_blocks(hr, (uint32_t)(r0 / 32), (uint32_t)((r0 + nr) / 32), &o);
+        }
+    }
+}
+
+static void geglu_worker(void *arg, uint32_t ith, uint32_t nth) {
+    geglu_task *task = arg;
+    if (decode_split(task->in)) {
+        g3_mm *mm = (g3_mm *)task->mm;
+        uint64_t t0 = 0, lo, hi;
+        decode_stat_begin(mm, ith, &t0);
+        decode_range(mm, task->wg->n_out, ith, &lo, &hi);
+        if (hi > lo) geglu_rows(task, ith, lo, (uint32_t)(hi - lo));
+        decode_stat_end(mm, ith, t0, (hi - lo) * (task->wg->row_bytes + task->wu->row_bytes));
+        return;
+    }
+    for (;;) {
+        uint64_t u = atomic_fetch_add_explicit(&task->next, 1, memory_order_relaxed);
+        if (u >= task->units) break;
+        const uint64_t r0 = u * task->rows_per_unit, left = task->wg->n_out - r0;
+        geglu_rows(task, ith, r0, left < task->rows_per_unit ? (uint32_t)left : task->rows_per_unit);
+    }
+}
+
+void g3_mm_geglu(g3_mm *mm, const g3_mm_in *in, const g3_matrix *wg, const g3_matrix *wu, float *h, size_t ldh,
+                 g3_qa *hq) {
+    geglu_task task = {.mm = mm, .in = in, .wg = wg, .wu = wu, .h = h, .ldh = ldh, .hq = hq};
+    if (hq) {
+        hq->K = (uint32_t)wg->n_out;
+        hq->n_rows = in->T;
+    }
+    /* batched: 32-row tiles when either product runs on tiles (the staging
+     * holds T x 32 then), else GEMV_UNIT_ROWS */
+    const bool tiles = use_tiles(mm, kind_of(mm, in, wg), in->T) || use_tiles(mm, kind_of(mm, in, wu), in->T);
+    task.rows_per_unit = tiles ? G3_TILE_ROWS : GEMV_UNIT_ROWS;
+    task.units = (wg->n_out + task.rows_per_unit - 1) / task.rows_per_unit;
+    atomic_init(&task.next, 0);
+    g3_thread_pool_run(mm->pool, geglu_worker, &task);
+    if (decode_split(in)) rebalance(mm);
+}
+
+/* ---- inputs: norm and quantization ---- */
+
+typedef struct input_task {
+    const g3_mm *mm;
+    const float *x;
+    float *xb;
+    size_t ld;
+    uint32_t T, K;
+    const float *w;
+    float eps;
+    g3_qa *q;
+} input_task;
+
+static void input_rows(const input_task *task, uint32_t t0, uint32_t t1) {
+    const g3_kernels *k = task->mm->k;
+    for (uint32_t t = t0; t < t1; t++) {
+        const float *src = task->x + t * task->ld;
+        if (task->w) {
+            k->rmsnorm(task->xb + t * task->ld, src, task->w, task->K, task->eps);
+            src = task->xb + t * task->ld;
+        }
+        if (task->q) {
+            const g3_qa_row_out o = g3_qa_row_out_get(task->q, t);
+            k->quantize_blocks(src, 0, task->K / 32, &o);
+        }
+    }
+}
+
+static void input_worker(void *arg, uint32_t ith, uint32_t nth) {
+    const input_task *task = arg;
+    uint64_t lo, hi;
+    g3_split_range(task->T, 1, ith, nth, &lo, &hi);
+    input_rows(task, (uint32_t)lo, (uint32_t)hi);
+}
+
+static void run_input(g3_mm *mm, input_task *task) {
+    if (task->q) {
+        task->q->K = task->K;
+        task->q->n_rows = task->T;
+    }
+    if (task->T == 1) input_rows(task, 0, 1); /* not worth a dispatch */
+    else g3_thread_pool_run(mm->pool, input_worker, task);
+}
+
+void g3_mm_norm_input(g3_mm *mm, const float *x, float *xb, size_t ld, uint32_t T, uint32_t K, const float *w,
+                      float eps, g3_qa *q) {
+    input_task task = {mm, x, xb, ld, T, K, w, eps, q};
+    run_input(mm, &task);
+}
+
+void g3_mm_quantize_input(g3_mm *mm, const float *x, size_t ldx, uint32_t T, uint32_t K, g3_qa *q) {
+    input_task task = {mm, x, NULL, ldx, T, K, NULL, 0.0f, q};
+    run_input(mm, &task);
+}

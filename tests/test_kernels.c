@@ -1,0 +1,527 @@
+/* test_kernels: every kernel of every SIMD path this CPU runs, against the
+ * scalar reference, on random inputs of odd sizes (ggml's test-backend-ops
+ * idea: one program covers all kernels).
+ *
+ * - 8-bit activation quantizer: bit-identical to the reference;
+ * - quantized matrix-vector kernels of every type, and the batched path
+ *   (panel packing + tile kernel) for row counts that are not a multiple of
+ *   the tile and for every remainder of the token loop: within float
+ *   rounding of the reference integer dot products;
+ * - float weights (F32/F16/BF16): matrix-vector and tile kernels against the
+ *   exact per-type dot products;
+ * - vector ops (RMSNorm, GELU*up, softmax, dot, axpy, add);
+ * - the thread pool (every member runs, repeatedly, also after sleeping)
+ *   and the matrix-product driver (several outputs, fused GeGLU) against
+ *   plain loops;
+ * - G3_CPU: an unknown or unavailable path is refused by name.
+ * Paths the CPU lacks are reported and skipped. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "base/cpu_features.h"
+#include "base/thread_pool.h"
+#include "tensor/kernels.h"
+#include "tensor/matmul.h"
+#include "tensor/ops.h"
+#include "tensor/quant_act.h"
+#include "tensor/type_info.h"
+#include "tensor/type_ops.h"
+#include "test_util.h"
+
+static const uint32_t k_qtypes[] = {G3_TYPE_Q8_0, G3_TYPE_Q4_0, G3_TYPE_Q5_0,
+                                    G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K};
+static const uint32_t k_ftypes[] = {G3_TYPE_F32, G3_TYPE_F16, G3_TYPE_BF16};
+#define N_QTYPES (sizeof k_qtypes / sizeof k_qtypes[0])
+#define N_FTYPES (sizeof k_ftypes / sizeof k_ftypes[0])
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
+
+static float gauss(void) {
+    float u1 = 1.0f - 0.5f * (tu_randf(&g_rng) + 1.0f);
+    float u2 = 0.5f * (tu_randf(&g_rng) + 1.0f);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+
+/* Gaussian values with a per-32 scale that varies over orders of magnitude,
+ * occasional outliers and an all-zero block: what activations look like. */
+static void fill_acts(float *x, uint32_t n) {
+    for (uint32_t i = 0; i < n; i += 32) {
+        const float scale = powf(10.0f, 2.0f * tu_randf(&g_rng));
+        for (uint32_t j = i; j < i + 32 && j < n; j++) x[j] = scale * gauss();
+        if (i + 32 <= n && (i / 32) % 11 == 3) memset(x + i, 0, 32 * sizeof(float));
+        if (i + 32 <= n && (i / 32) % 7 == 2) x[i + 5] *= 40.0f;
+    }
+}
+
+/* The SIMD paths this CPU runs (the scalar table is the reference). */
+static size_t simd_paths(const g3_kernels *out[2]) {
+    size_t n = 0;
+    for (int p = G3_CPU_AVX2; p < G3_CPU_PATH_COUNT; p++) {
+        const g3_kernels *k = g3_kernels_get((g3_cpu_path)p);
+        if (k && g3_cpu_has_path((g3_cpu_path)p)) out[n++] = k;
+        else printf("  (%s: not available on this CPU, skipped)\n", g3_cpu_path_name((g3_cpu_path)p));
+    }
+    return n;
+}
+
+/* Quantized rows: n_rows x K of type, from Gaussian weights. */
+static uint8_t *make_qrows(uint32_t type, uint32_t n_rows, uint32_t K, size_t *row_bytes) {
+    uint64_t rb;
+    assert_int_equal(g3_type_row_bytes(type, K, &rb, NULL), 0);
+    *row_bytes = rb;
+    uint8_t *w = malloc(rb * n_rows + 64);
+    float *tmp = malloc(sizeof(float) * K);
+    for (uint32_t r = 0; r < n_rows; r++) {
+        for (uint32_t k = 0; k < K; k++) tmp[k] = 0.05f * gauss();
+        g3_type_ops_get(type)->from_float(tmp, w + r * rb, K);
+    }
+    free(tmp);
+    return w;
+}
+
+/* sum |w_j| |x_j| in double: the scale of a dot product's rounding error */
+static double abs_dot(uint32_t type, const uint8_t *w, const float *x, uint32_t K) {
+    float *wf = malloc(sizeof(float) * K);
+    g3_type_ops_get(type)->to_float(w, wf, K);
+    double s = 0;
+    for (uint32_t k = 0; k < K; k++) s += fabs((double)wf[k] * x[k]);
+    free(wf);
+    return s;
+}
+
+static void check_close(const char *what, float got, float want, double scale) {
+    const double tol = 2e-6 * scale + 1e-30;
+    if (!(fabs((double)got - want) <= tol))
+        fail_msg("%s: got %.9g, want %.9g (|d| %.3g > %.3g)", what, got, want, fabs((double)got - want), tol);
+}
+
+/* Activations quantized by the reference, as the kernels would see them. */
+static void quantize_rows_ref(g3_qa *qa, const float *x, uint32_t T, uint32_t K) {
+    qa->K = K;
+    qa->n_rows = T;
+    for (uint32_t t = 0; t < T; t++) {
+        g3_qa_row_out o = g3_qa_row_out_get(qa, t);
+        g3_qa_quantize_blocks_ref(x + (size_t)t * K, 0, K / 32, &o);
+    }
+}
+
+/* The dequantized activation (what the integer products multiply). */
+static void dequant_act(const g3_qa *qa, uint32_t t, float *out) {
+    const g3_qa_row a = g3_qa_get_row(qa, t);
+    for (uint32_t k = 0; k < qa->K; k++) out[k] = a.d[k / 32] * (float)(128 * a.q1[k] + a.q2[k]);
+}
+
+/* ---- activation quantizer ---- */
+
+static void test_quantize_is_bit_identical(void **state) {
+    const g3_kernels *paths[2];
+    size_t np = simd_paths(paths);
+    const uint32_t K = 32 * 37;
+    float *x = malloc(sizeof(float) * K);
+    g3_qa ref, got;
+    assert_int_equal(g3_qa_alloc(&ref, 1, K), 0);
+    assert_int_equal(g3_qa_alloc(&got, 1, K), 0);
+    for (int rep = 0; rep < 20; rep++) {
+        fill_acts(x, K);
+        if (rep == 1) x[7] = 127.5f * (x[0] != 0 ? 1 : 1); /* ties and extremes */
+        quantize_rows_ref(&ref, x, 1, K);
+        for (size_t p = 0; p < np; p++) {
+            got.K = K;
+            g3_qa_row_out o = g3_qa_row_out_get(&got, 0);
+            paths[p]->quantize_blocks(x, 0, 5, &o); /* in two calls: block ranges work */
+            paths[p]->quantize_blocks(x, 5, K / 32, &o);
+            if (memcmp(ref.q1, got.q1, K) || memcmp(ref.q2, got.q2, K) || memcmp(ref.q1u, got.q1u, K) ||
+                memcmp(ref.q2u, got.q2u, K) || memcmp(ref.d, got.d, 4 * (K / 32)) ||
+                memcmp(ref.dsum, got.dsum, 4 * (K / 32)) || memcmp(ref.s16, got.s16, 4 * (K / 16)))
+                fail_msg("%s quantizer differs from the reference (rep %d)", g3_cpu_path_name(paths[p]->path), rep);
+        }
+    }
+    /* the two bytes reconstruct a 15-bit rounding of x */
+    for (uint32_t k = 0; k < K; k++) {
+        const float d = ref.d[k / 32];
+        const float v = d * (float)(128 * ref.q1[k] + ref.q2[k]);
+        assert_true(fabsf(v - x[k]) <= 0.5f * d * 1.0001f + 1e-30f);
+        assert_true(ref.q2[k] >= -64 && ref.q2[k] <= 64);
+    }
+    g3_qa_free(&ref);
+    g3_qa_free(&got);
+    free(x);
+}
+
+/* ---- quantized weights ---- */
+
+static void test_qgemv_all_types(void **state) {
+    const g3_kernels *paths[2];
+    size_t np = simd_paths(paths);
+    const uint32_t sizes[] = {32, 96, 544, 1056, 256, 768, 2304};
+    const uint32_t n_rows = 7;
+    for (size_t ti = 0; ti < N_QTYPES; ti++) {
+        const uint32_t type = k_qtypes[ti];
+        const uint32_t bs = g3_type_info_get(type)->block_size;
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const uint32_t K = sizes[si];
+            if (K % bs) continue;
+            size_t rb;
+            uint8_t *w = make_qrows(type, n_rows, K, &rb);
+            float *x = malloc(sizeof(float) * K), *xq = malloc(sizeof(float) * K);
+            fill_acts(x, K);
+            g3_qa qa;
+            assert_int_equal(g3_qa_alloc(&qa, 1, K), 0);
+            quantize_rows_ref(&qa, x, 1, K);
+            dequant_act(&qa, 0, xq);
+            const g3_qa_row a = g3_qa_get_row(&qa, 0);
+            float want[7], got[7];
+            g3_kernels_scalar.qgemv[type](w, rb, n_rows, K, &a, want);
+            for (uint32_t r = 0; r < n_rows; r++) {
+                /* the reference itself is the dot product with the dequantized activation */
+                float wf[2304];
+                g3_type_ops_get(type)->to_float(w + r * rb, wf, K);
+                double exact = 0;
+                for (uint32_t k = 0; k < K; k++) exact += (double)wf[k] * xq[k];
+                check_close("reference vs double", want[r], (float)exact, abs_dot(type, w + r * rb, xq, K));
+            }
+            for (size_t p = 0; p < np; p++) {
+                memset(got, 0, sizeof got);
+                paths[p]->qgemv[type](w, rb, n_rows, K, &a, got);
+                for (uint32_t r = 0; r < n_rows; r++) {
+                    char what[96];
+                    snprintf(what, sizeof what, "%s qgemv %s K=%u row %u", g3_cpu_path_name(paths[p]->path),
+                             g3_type_info_get(type)->name, K, r);
+                    check_close(what, got[r], want[r], abs_dot(type, w + r * rb, xq, K));
+                }
+            }
+            g3_qa_free(&qa);
+            free(x);
+            free(xq);
+            free(w);
+        }
+    }
+}
+
+static void test_qgemm_tiles(void **state) {
+    const g3_kernels *paths[2];
+    size_t np = simd_paths(paths);
+    const uint32_t row_counts[] = {32, 19, 1};
+    const uint32_t T = 11; /* every remainder of the 4- and 6-token loops */
+    for (size_t ti = 0; ti < N_QTYPES; ti++) {
+        const uint32_t type = k_qtypes[ti];
+        const uint32_t K = g3_type_info_get(type)->block_size == 256 ? 512 : 96;
+        size_t rb;
+        uint8_t *w = make_qrows(type, 32, K, &rb);
+        float *x = malloc(sizeof(float) * K * T), *xq = malloc(sizeof(float) * K);
+        fill_acts(x, K * T);
+        g3_qa qa;
+        assert_int_equal(g3_qa_alloc(&qa, T, K), 0);
+        quantize_rows_ref(&qa, x, T, K);
+        for (size_t p = 0; p < np; p++) {
+            const g3_kernels *k = paths[p];
+            uint8_t *tile = aligned_alloc(64, (k->qtile_bytes(type, K) + 63) & ~(size_t)63);
+            void *tmp = aligned_alloc(64, (k->qtile_tmp_bytes(K) + 63) & ~(size_t)63);
+            float *out = malloc(sizeof(float) * T * 40);
+            for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++) {
+                const uint32_t n = row_counts[ri];
+                for (size_t i = 0; i < (size_t)T * 40; i++) out[i] = 12345.0f; /* sentinel */
+                k->qpack_tile(type, w, rb, n, K, tile, tmp);
+                k->qgemm_tile(type, tile, K, &qa, 0, 5, out, 40, n);  /* two calls: token ranges work */
+                k->qgemm_tile(type, tile, K, &qa, 5, T, out, 40, n);
+                for (uint32_t t = 0; t < T; t++) {
+                    const g3_qa_row a = g3_qa_get_row(&qa, t);
+                    dequant_act(&qa, t, xq);
+                    for (uint32_t r = 0; r < 40; r++) {
+                        if (r >= n) {
+                            if (out[t * 40 + r] != 12345.0f)
+                                fail_msg("%s qgemm %s wrote past row %u", g3_cpu_path_name(k->path),
+                                         g3_type_info_get(type)->name, n);
+                            continue;
+                        }
+                        char what[96];
+                        snprintf(what, sizeof what, "%s qgemm %s rows %u token %u row %u",
+                                 g3_cpu_path_name(k->path), g3_type_info_get(type)->name, n, t, r);
+                        check_close(what, out[t * 40 + r], g3_qa_dot_ref(type, w + r * rb, &a, K),
+                                    abs_dot(type, w + r * rb, xq, K));
+                    }
+                }
+            }
+            free(tile);
+            free(tmp);
+            free(out);
+        }
+        g3_qa_free(&qa);
+        free(x);
+        free(xq);
+        free(w);
+    }
+}
+
+/* ---- float weights ---- */
+
+static void test_float_kernels(void **state) {
+    const g3_kernels *paths[2];
+    size_t np = simd_paths(paths);
+    const uint32_t sizes[] = {1, 7, 33, 100, 257};
+    const uint32_t T = 8, R = 21;
+    for (size_t ti = 0; ti < N_FTYPES; ti++) {
+        const uint32_t type = k_ftypes[ti];
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const uint32_t K = sizes[si];
+            size_t rb;
+            uint8_t *w = make_qrows(type, R, K, &rb);
+            float *x = malloc(sizeof(float) * K * T), *want = malloc(sizeof(float) * R * T);
+            for (uint32_t i = 0; i < K * T; i++) x[i] = gauss();
+            for (uint32_t t = 0; t < T; t++) g3_kernels_scalar.fgemv[type](w, rb, R, K, x + t * K, want + t * R);
+            for (size_t p = 0; p < np; p++) {
+                const g3_kernels *k = paths[p];
+                float *got = malloc(sizeof(float) * R * T);
+                float *tile = aligned_alloc(64, (k->ftile_bytes(K) + 63) & ~(size_t)63);
+                for (uint32_t t = 0; t < T; t++) k->fgemv[type](w, rb, R, K, x + t * K, got + t * R);
+                for (uint32_t i = 0; i < R * T; i++) {
+                    char what[96];
+                    snprintf(what, sizeof what, "%s fgemv %s K=%u", g3_cpu_path_name(k->path),
+                             g3_type_info_get(type)->name, K);
+                    check_close(what, got[i], want[i], abs_dot(type, w + (i % R) * rb, x + (i / R) * K, K));
+                }
+                k->fpack_tile(type, w, rb, R, K, tile);
+                memset(got, 0, sizeof(float) * R * T);
+                k->fgemm_tile(tile, K, x, K, 0, 3, got, R, R);
+                k->fgemm_tile(tile, K, x, K, 3, T, got, R, R);
+                for (uint32_t i = 0; i < R * T; i++) {
+                    char what[96];
+                    snprintf(what, sizeof what, "%s fgemm %s K=%u", g3_cpu_path_name(k->path),
+                             g3_type_info_get(type)->name, K);
+                    check_close(what, got[i], want[i], abs_dot(type, w + (i % R) * rb, x + (i / R) * K, K));
+                }
+                free(tile);
+                free(got);
+            }
+            free(w);
+            free(x);
+            free(want);
+        }
+    }
+}
+
+/* ---- vector ops ---- */
+
+static void test_vector_ops(void **state) {
+    const g3_kernels *paths[2];
+    size_t np = simd_paths(paths);
+    const uint32_t sizes[] = {1, 5, 16, 31, 256, 1153};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const uint32_t n = sizes[si];
+        float *x = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n);
+        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+        for (uint32_t i = 0; i < n; i++) {
+            x[i] = 3.0f * gauss();
+            w[i] = 1.0f + 0.1f * gauss();
+            u[i] = gauss();
+        }
+        x[0] = -12.0f; /* GELU far out on both sides */
+        if (n > 1) x[n - 1] = 15.0f;
+        for (size_t p = 0; p < np; p++) {
+            const g3_kernels *k = paths[p];
+            const char *name = g3_cpu_path_name(k->path);
+            g3_kernels_scalar.rmsnorm(a, x, w, n, 1e-6f);
+            k->rmsnorm(b, x, w, n, 1e-6f);
+            for (uint32_t i = 0; i < n; i++)
+                if (fabsf(a[i] - b[i]) > 2e-6f * fabsf(a[i]) + 1e-30f) fail_msg("%s rmsnorm n=%u [%u]: %g vs %g", name, n, i, b[i], a[i]);
+            memcpy(a, x, sizeof(float) * n);
+            memcpy(b, x, sizeof(float) * n);
+            g3_kernels_scalar.gelu_mul(a, u, n);
+            k->gelu_mul(b, u, n);
+            for (uint32_t i = 0; i < n; i++)
+                if (fabsf(a[i] - b[i]) > 4e-6f * fabsf(a[i]) + 1e-6f * fabsf(u[i]))
+                    fail_msg("%s gelu_mul n=%u [%u] x=%g: %g vs %g", name, n, i, x[i], b[i], a[i]);
+            memcpy(a, x, sizeof(float) * n);
+            memcpy(b, x, sizeof(float) * n);
+            g3_kernels_scalar.softmax(a, n);
+            k->softmax(b, n);
+            for (uint32_t i = 0; i < n; i++)
+                if (fabsf(a[i] - b[i]) > 4e-6f * a[i] + 1e-12f) fail_msg("%s softmax n=%u [%u]: %g vs %g", name, n, i, b[i], a[i]);
+            double sabs = 0;
+            for (uint32_t i = 0; i < n; i++) sabs += fabs((double)x[i] * u[i]);
+            check_close("dot", k->dot(x, u, n), g3_kernels_scalar.dot(x, u, n), 4 * sabs);
+            memcpy(a, u, sizeof(float) * n);
+            memcpy(b, u, sizeof(float) * n);
+            g3_kernels_scalar.axpy(a, 0.37f, x, n);
+            k->axpy(b, 0.37f, x, n);
+            for (uint32_t i = 0; i < n; i++) assert_true(fabsf(a[i] - b[i]) <= 1e-6f * (fabsf(u[i]) + fabsf(x[i])));
+            memcpy(b, u, sizeof(float) * n);
+            k->add(b, x, n);
+            for (uint32_t i = 0; i < n; i++) assert_true(b[i] == u[i] + x[i]);
+        }
+        free(x); free(w); free(u); free(a); free(b);
+    }
+}
+
+/* ---- thread pool ---- */
+
+typedef struct pool_probe {
+    uint32_t nth;
+    uint32_t seen[8];
+    int round;
+} pool_probe;
+
+static void probe_task(void *arg, uint32_t ith, uint32_t nth) {
+    pool_probe *p = arg;
+    p->nth = nth;
+    p->seen[ith] = (uint32_t)p->round;
+}
+
+static void test_thread_pool(void **state) {
+    for (uint32_t n = 1; n <= 4; n++) {
+        g3_thread_pool *pool;
+        g3_error err;
+        assert_int_equal(g3_thread_pool_new(n, &pool, &err), 0);
+        assert_int_equal(g3_thread_pool_size(pool), n);
+        pool_probe p = {0};
+        for (int round = 1; round <= 300; round++) {
+            p.round = round;
+            g3_thread_pool_run(pool, probe_task, &p);
+            assert_int_equal(p.nth, n);
+            for (uint32_t i = 0; i < n; i++) assert_int_equal(p.seen[i], (uint32_t)round);
+            if (round % 100 == 0) { /* let the workers fall asleep, then wake them */
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        g3_thread_pool_free(pool);
+    }
+    g3_thread_pool *pool;
+    g3_error err;
+    assert_int_equal(g3_thread_pool_new(0, &pool, &err), -1);
+    assert_non_null(strstr(err.msg, "at least one thread"));
+    /* ranges cover [0, n) exactly, aligned */
+    for (uint32_t nth = 1; nth <= 5; nth++) {
+        uint64_t next = 0;
+        for (uint32_t i = 0; i < nth; i++) {
+            uint64_t lo, hi;
+            g3_split_range(1000, 32, i, nth, &lo, &hi);
+            assert_int_equal(lo, next);
+            assert_true(lo % 32 == 0 || lo == 1000);
+            next = hi;
+        }
+        assert_int_equal(next, 1000);
+    }
+}
+
+/* ---- the matrix-product driver, on the active path, through 3 threads ---- */
+
+static void test_matmul_driver(void **state) {
+    g3_cpu_path path;
+    assert_int_equal(g3_cpu_active_path(&path, NULL), 0);
+    const g3_kernels *k = g3_kernels_get(path);
+    g3_thread_pool *pool;
+    g3_error err;
+    assert_int_equal(g3_thread_pool_new(3, &pool, &err), 0);
+    const uint32_t K = 256, N1 = 200, N2 = 67, F = 96, Tmax = 9;
+    g3_mm mm;
+    assert_int_equal(g3_mm_init(&mm, pool, k, Tmax, K, &err), 0);
+    const uint32_t types[] = {G3_TYPE_Q4_0, G3_TYPE_Q8_0, G3_TYPE_Q6_K, G3_TYPE_BF16, G3_TYPE_F32};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t type = types[ti];
+        size_t rb;
+        uint8_t *w1 = make_qrows(type, N1, K, &rb), *w2 = make_qrows(type, N2, K, &rb);
+        uint8_t *wg = make_qrows(type, F, K, &rb), *wu = make_qrows(type, F, K, &rb);
+        g3_matrix m1 = {w1, type, K, N1, rb}, m2 = {w2, type, K, N2, rb}, mg = {wg, type, K, F, rb},
+                  mu = {wu, type, K, F, rb};
+        float *x = malloc(sizeof(float) * Tmax * K), *o1 = malloc(sizeof(float) * Tmax * N1),
+              *o2 = malloc(sizeof(float) * Tmax * N2), *h = malloc(sizeof(float) * Tmax * F);
+        float *ref = malloc(sizeof(float) * (N1 + 2 * F)), *xq = malloc(sizeof(float) * K);
+        g3_qa qa, qh;
+        assert_int_equal(g3_qa_alloc(&qa, Tmax, K), 0);
+        assert_int_equal(g3_qa_alloc(&qh, Tmax, F), 0);
+        fill_acts(x, Tmax * K);
+        for (uint32_t T = 1; T <= Tmax; T += 4) {
+            const bool q8 = g3_mm_wants_q8(&mm, &m1);
+            if (q8) g3_mm_quantize_input(&mm, x, K, T, K, &qa);
+            const g3_mm_in in = {T, K, x, K, q8 ? &qa : NULL};
+            const g3_mm_out outs[2] = {{&m1, o1, N1}, {&m2, o2, N2}};
+            g3_matmul(&mm, &in, outs, 2);
+            g3_mm_geglu(&mm, &in, &mg, &mu, h, F, q8 ? &qh : NULL);
+            for (uint32_t t = 0; t < T; t++) {
+                const float *xt = x + (size_t)t * K;
+                if (q8) dequant_act(&qa, t, xq);
+                else memcpy(xq, xt, sizeof(float) * K);
+                const g3_qa_row a = g3_qa_get_row(&qa, t);
+                for (uint32_t r = 0; r < N1 + N2; r++) {
+                    const uint8_t *row = r < N1 ? w1 + r * rb : w2 + (r - N1) * rb;
+                    const float got = r < N1 ? o1[t * N1 + r] : o2[t * N2 + r - N1];
+                    const float want = q8 ? g3_qa_dot_ref(type, row, &a, K) : g3_type_ops_get(type)->dot_f32(row, xt, K);
+                    check_close("g3_matmul", got, want, abs_dot(type, row, xq, K));
+                }
+                for (uint32_t r = 0; r < F; r++) {
+                    float g = q8 ? g3_qa_dot_ref(type, wg + r * rb, &a, K) : g3_type_ops_get(type)->dot_f32(wg + r * rb, xt, K);
+                    float u = q8 ? g3_qa_dot_ref(type, wu + r * rb, &a, K) : g3_type_ops_get(type)->dot_f32(wu + r * rb, xt, K);
+                    g3_kernels_scalar.gelu_mul(&g, &u, 1);
+                    const double scale = abs_dot(type, wg + r * rb, xq, K) * (fabs(u) + 1) + abs_dot(type, wu + r * rb, xq, K) * (fabs(g) + 1);
+                    check_close("g3_mm_geglu", h[t * F + r], g, scale);
+                }
+                if (q8) { /* the fused quantization of h is the reference's */
+                    g3_qa one;
+                    assert_int_equal(g3_qa_alloc(&one, 1, F), 0);
+                    quantize_rows_ref(&one, h + (size_t)t * F, 1, F);
+                    assert_memory_equal(one.q1, qh.q1 + (size_t)t * F, F);
+                    assert_memory_equal(one.q2, qh.q2 + (size_t)t * F, F);
+                    g3_qa_free(&one);
+                }
+            }
+        }
+        g3_qa_free(&qa);
+        g3_qa_free(&qh);
+        free(w1); free(w2); free(wg); free(wu); free(x); free(o1); free(o2); free(h); free(ref); free(xq);
+    }
+    g3_mm_free(&mm);
+    g3_thread_pool_free(pool);
+}
+
+/* ---- forcing a path ---- */
+
+static void test_forced_path_is_checked(void **state) {
+    const char *model = G3_GOLDEN_DIR "/tiny-gemma3/models/g3-1b-s1234-q4_0.gguf";
+    char cmd[1024];
+    int status;
+    snprintf(cmd, sizeof cmd, "G3_CPU=sse9 %s eval -m %s --tokens 2,3 2>&1", G3_BINARY, model);
+    char *out = tu_run(cmd, &status);
+    assert_non_null(out);
+    assert_int_not_equal(status, 0);
+    assert_non_null(strstr(out, "G3_CPU=sse9"));
+    free(out);
+    for (int p = 0; p < G3_CPU_PATH_COUNT; p++) {
+        snprintf(cmd, sizeof cmd, "G3_CPU=%s %s eval -m %s --tokens 2,3 2>&1", g3_cpu_path_name((g3_cpu_path)p),
+                 G3_BINARY, model);
+        out = tu_run(cmd, &status);
+        assert_non_null(out);
+        if (g3_cpu_has_path((g3_cpu_path)p)) {
+            if (status != 0) fail_msg("G3_CPU=%s failed: %s", g3_cpu_path_name((g3_cpu_path)p), out);
+        } else {
+            assert_int_not_equal(status, 0); /* never silently another path */
+            assert_non_null(strstr(out, "runs at most"));
+        }
+        free(out);
+    }
+    printf("  CPU: %s; best path %s\n", g3_cpu_features_get()->model, g3_cpu_path_name(g3_cpu_features_get()->best));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quantize_is_bit_identical),
+        cmocka_unit_test(test_qgemv_all_types),
+        cmocka_unit_test(test_qgemm_tiles),
+        cmocka_unit_test(test_float_kernels),
+        cmocka_unit_test(test_vector_ops),
+        cmocka_unit_test(test_thread_pool),
+        cmocka_unit_test(test_matmul_driver),
+        cmocka_unit_test(test_forced_path_is_checked),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
