@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 ctest --test-dir build --output-on-failure -j"$(nproc)"
-# Parsers of untrusted files run again under the sanitizers.
+# Everything that parses untrusted input (model files, text, saved
+# conversations, images, video, vision projectors) runs again under the
+# sanitizers.
+asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer test_conversation test_media test_vision)
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG3_SANITIZE=ON >/dev/null
-cmake --build build-asan -j"$(nproc)" --target test_gguf test_types test_eval_api
-ctest --test-dir build-asan --output-on-failure -R 'test_gguf|test_types|test_eval_api'
+cmake --build build-asan -j"$(nproc)" --target "${asan_tests[@]}"
+ctest --test-dir build-asan --output-on-failure -R "^($(IFS='|'; echo "${asan_tests[*]}"))\$"
