@@ -12,5 +12,5 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 # sanitizers.
 asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer test_conversation test_media test_vision)
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG3_SANITIZE=ON >/dev/null
-cmake --build build-asan -j"$(nproc)" --target "${asan_tests[@]}"
+cmake --build build-asan -j"$(nproc)" --target gemma-chat "${asan_tests[@]}"
 ctest --test-dir build-asan --output-on-failure -R "^($(IFS='|'; echo "${asan_tests[*]}"))\$"
