@@ -8,12 +8,15 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 out=build-fuzz
 mkdir -p "$out"
-lib_sources=$(find src/base src/tensor src/model src/text src/chat src/media -name '*.c' \
-  ! -name 'kernels_avx2.c' ! -name 'kernels_avx512.c' | sort)
-flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude"
+lib_sources=$(find src/base src/tensor src/model src/text src/chat src/media -name '*.c' | sort)
+# the SIMD files need their instruction sets; G3_CPU=scalar below keeps the
+# fuzzers on the reference kernels
+flags="-std=c11 -D_GNU_SOURCE -g -O1 -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude"
 export G3_CPU=scalar G3_FUZZ_VOCAB=${G3_FUZZ_VOCAB:-../shared/golden/tokenizer/gemma3-vocab.gguf}
-for target in gguf tokenizer conversation; do
-  clang $flags -DG3_FUZZ_BUILD fuzz/fuzz_$target.c $lib_sources -lcjson -lm -lpthread -o "$out/fuzz_$target"
+media_libs=$(pkg-config --cflags --libs libwebp libexif libavformat libavcodec libavutil libswscale)
+for target in gguf tokenizer conversation image video; do
+  clang $flags -DG3_FUZZ_BUILD fuzz/fuzz_$target.c $lib_sources $media_libs -lcjson -lm -lpthread -o "$out/fuzz_$target"
   mkdir -p "$out/corpus_$target"
   if [ "$target" = gguf ]; then cp -n ../shared/golden/tiny-gemma3/models/mmproj-g3-s99-f32.gguf "$out/corpus_$target/" 2>/dev/null || true; fi
   echo "== fuzz_$target for ${seconds}s"

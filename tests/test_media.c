@@ -182,6 +182,42 @@ static void test_png_and_bmp_exact(void **state) {
     free(png);
 }
 
+/* Chunks before the image data: an empty IDAT (valid PNG) made stb 2.27 do
+ * NULL-pointer arithmetic, which sanitizer builds stop on (found by
+ * fuzzing): it must decode, to the same pixels. And a tRNS colour key. */
+static void test_png_chunks(void **state) {
+    (void)state;
+    assert_true(stbi_write_png(TMP("six.png"), 3, 2, 3, SIX, 9));
+    size_t n;
+    uint8_t *png = tu_read_file(TMP("six.png"), &n);
+    size_t at = 8;
+    while (memcmp(png + at + 4, "IDAT", 4) != 0) at += 12 + ((size_t)png[at] << 24 | (size_t)png[at + 1] << 16 |
+                                                             (size_t)png[at + 2] << 8 | png[at + 3]);
+    static const uint8_t empty_idat[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xaf, 0x06, 0x1e};
+    uint8_t *out = malloc(n + 24);
+    memcpy(out, png, at);
+    memcpy(out + at, empty_idat, 12);
+    memcpy(out + at + 12, empty_idat, 12);
+    memcpy(out + at + 24, png + at, n - at);
+    g3_image img;
+    g3_error err = {{0}};
+    if (g3_image_load_memory(out, n + 24, NULL, &img, &err)) fail_msg("%s", err.msg);
+    check_six(&img, 0);
+    g3_image_free(&img);
+
+    /* the same place for a tRNS chunk: RGB with red as the transparent
+     * colour key, so the red pixel comes out white */
+    static const uint8_t trns[18] = {0, 0, 0, 6, 't', 'R', 'N', 'S', 0, 255, 0, 0, 0, 0, 0xa4, 0xc2, 0xc0, 0x1d};
+    memcpy(out + at, trns, 18);
+    memcpy(out + at + 18, png + at, n - at);
+    if (g3_image_load_memory(out, n + 18, NULL, &img, &err)) fail_msg("%s", err.msg);
+    assert_px(&img, 0, 0, 255, 255, 255, 0);
+    assert_px(&img, 1, 0, 0, 255, 0, 0);
+    g3_image_free(&img);
+    free(out);
+    free(png);
+}
+
 static void test_gray_expanded(void **state) {
     (void)state;
     const uint8_t gray[4] = {0, 85, 170, 255};
@@ -968,6 +1004,7 @@ static void test_video_bad_input(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_and_bmp_exact),
+        cmocka_unit_test(test_png_chunks),
         cmocka_unit_test(test_gray_expanded),
         cmocka_unit_test(test_alpha_on_white),
         cmocka_unit_test(test_jpeg_colors),

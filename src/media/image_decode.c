@@ -138,20 +138,62 @@ int g3_image_probe(g3_image_format fmt, const uint8_t *data, size_t len, const c
 
 /* ---- pixels ------------------------------------------------------------- */
 
-/* Channels to ask stb for: 3, or 4 when the file may carry alpha. stb's info
- * call only parses the header here (already validated above). */
-static int stb_channels(const uint8_t *data, int len) {
+/* Channels to ask stb for: 3, or 4 when the file may carry alpha. A PNG
+ * always gets 4: a tRNS colour key (transparency without an alpha channel)
+ * shows only in stb's 4-channel output. */
+static int stb_channels(g3_image_format fmt, const uint8_t *data, int len) {
     int x, y, comp = 4;
-    if (!stbi_info_from_memory(data, len, &x, &y, &comp)) return 4;
+    if (fmt == G3_IMAGE_PNG || !stbi_info_from_memory(data, len, &x, &y, &comp)) return 4;
     return comp == 2 || comp == 4 ? 4 : 3;
+}
+
+/* stb 2.27 does arithmetic and memcpy on a NULL buffer for an empty IDAT
+ * chunk that comes before any image data: harmless in practice, but
+ * undefined behaviour that sanitizer builds stop on (found by fuzzing). Such
+ * chunks are valid and carry nothing, so stb gets a copy without them.
+ * NULL: nothing to drop (or no memory: stb then gets the original). */
+static uint8_t *png_drop_leading_empty_idat(const uint8_t *d, size_t n, size_t *out_len) {
+    size_t end = 8; /* the walk stops at the first IDAT with data, IEND, or a chunk past the end */
+    bool empty_idat = false;
+    while (end + 12 <= n) {
+        uint32_t len = be32(d + end);
+        if (len > n - end - 12 || !memcmp(d + end + 4, "IEND", 4)) break;
+        if (!memcmp(d + end + 4, "IDAT", 4)) {
+            if (len > 0) break;
+            empty_idat = true;
+        }
+        end += 12 + (size_t)len;
+    }
+    if (!empty_idat) return NULL;
+    uint8_t *out = malloc(n);
+    if (!out) return NULL;
+    size_t o = 8; /* chunks before `end` are filtered; the rest is copied as it is */
+    memcpy(out, d, 8);
+    for (size_t i = 8; i < end;) {
+        size_t chunk = 12 + (size_t)be32(d + i);
+        if (be32(d + i) != 0 || memcmp(d + i + 4, "IDAT", 4) != 0) {
+            memcpy(out + o, d + i, chunk);
+            o += chunk;
+        }
+        i += chunk;
+    }
+    memcpy(out + o, d + end, n - end);
+    *out_len = o + (n - end);
+    return out;
 }
 
 static int decode_stb(const uint8_t *data, size_t len, const char *name, g3_image_format fmt,
                       const g3_image_header *hdr, uint8_t **pixels, int *channels, g3_error *err) {
-    if (len > INT_MAX) return g3_fail(err, "'%s' is too large for the decoder (%zu bytes)", name, len);
-    int want = stb_channels(data, (int)len);
+    uint8_t *copy = NULL;
+    if (fmt == G3_IMAGE_PNG && (copy = png_drop_leading_empty_idat(data, len, &len))) data = copy;
+    if (len > INT_MAX) {
+        free(copy);
+        return g3_fail(err, "'%s' is too large for the decoder (%zu bytes)", name, len);
+    }
+    int want = stb_channels(fmt, data, (int)len);
     int w = 0, h = 0, comp = 0;
     uint8_t *px = stbi_load_from_memory(data, (int)len, &w, &h, &comp, want);
+    free(copy);
     if (!px) {
         const char *why = stbi_failure_reason();
         return g3_fail(err, "'%s' is a corrupt or truncated %s (decoder: %s)", name, g3_image_format_name(fmt),
