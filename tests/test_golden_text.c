@@ -196,7 +196,7 @@ static size_t discover(golden_case **out) {
             if (!suffix || suffix[12] != 0 || (size_t)(suffix - f->d_name) >= 64) continue;
             if (n == cap) cases = realloc(cases, (cap *= 2) * sizeof *cases);
             if (!cases) break;
-            snprintf(cases[n].model, 64, "%s", m->d_name);
+            memcpy(cases[n].model, m->d_name, strlen(m->d_name) + 1); /* < 64, checked above */
             snprintf(cases[n].seq, 64, "%.*s", (int)(suffix - f->d_name), f->d_name);
             n++;
         }

@@ -9,7 +9,8 @@
  *   rounding of the reference integer dot products;
  * - float weights (F32/F16/BF16): matrix-vector and tile kernels against the
  *   exact per-type dot products;
- * - vector ops (RMSNorm, GELU*up, softmax, dot, axpy, add);
+ * - vector ops (RMSNorm, GELU*up, softmax, dot, axpy, add) and attention
+ *   over a ring of keys/values that wraps;
  * - the thread pool (every member runs, repeatedly, also after sleeping)
  *   and the matrix-product driver (several outputs, fused GeGLU) against
  *   plain loops;
@@ -363,6 +364,45 @@ static void test_vector_ops(void **state) {
     }
 }
 
+/* ---- attention over a ring of keys/values ---- */
+
+static void test_attention(void **state) {
+    const g3_kernels *paths[2];
+    size_t np = simd_paths(paths);
+    const uint32_t dims[] = {256, 32, 40, 12}, slots = 23, stride = 300;
+    float *keys = malloc(sizeof(float) * slots * stride), *vals = malloc(sizeof(float) * slots * stride);
+    for (uint32_t i = 0; i < slots * stride; i++) {
+        keys[i] = gauss();
+        vals[i] = gauss();
+    }
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const uint32_t D = dims[di];
+        float q[256], s_ref[32], s_got[32], o_ref[256], o_got[256];
+        for (uint32_t d = 0; d < D; d++) q[d] = gauss();
+        /* lo = 17, n = 19: the run wraps the ring after 6 keys */
+        g3_kernels_scalar.attn_scores(q, keys + 7, stride, slots, 17, 19, D, s_ref);
+        for (size_t p = 0; p < np; p++) {
+            paths[p]->attn_scores(q, keys + 7, stride, slots, 17, 19, D, s_got);
+            for (uint32_t j = 0; j < 19; j++) {
+                double scale = 0;
+                for (uint32_t d = 0; d < D; d++) scale += fabs((double)q[d] * keys[(size_t)((17 + j) % slots) * stride + 7 + d]);
+                check_close("attn_scores", s_got[j], s_ref[j], 4 * scale);
+            }
+            g3_kernels_scalar.softmax(s_ref, 19);
+            g3_kernels_scalar.attn_values(s_ref, vals + 7, stride, slots, 17, 19, D, o_ref);
+            paths[p]->attn_values(s_ref, vals + 7, stride, slots, 17, 19, D, o_got);
+            for (uint32_t d = 0; d < D; d++) {
+                double scale = 0;
+                for (uint32_t j = 0; j < 19; j++) scale += fabs((double)s_ref[j] * vals[(size_t)((17 + j) % slots) * stride + 7 + d]);
+                check_close("attn_values", o_got[d], o_ref[d], 4 * scale);
+            }
+            g3_kernels_scalar.attn_scores(q, keys + 7, stride, slots, 17, 19, D, s_ref);
+        }
+    }
+    free(keys);
+    free(vals);
+}
+
 /* ---- thread pool ---- */
 
 typedef struct pool_probe {
@@ -519,6 +559,7 @@ int main(void) {
         cmocka_unit_test(test_qgemm_tiles),
         cmocka_unit_test(test_float_kernels),
         cmocka_unit_test(test_vector_ops),
+        cmocka_unit_test(test_attention),
         cmocka_unit_test(test_thread_pool),
         cmocka_unit_test(test_matmul_driver),
         cmocka_unit_test(test_forced_path_is_checked),

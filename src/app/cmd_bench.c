@@ -248,7 +248,7 @@ typedef struct results {
 static void print_table(const bench_opts *o, const char *name, const g3_model_stats *ms,
                         const g3_system_info *si, const results *r) {
     char type[24];
-    snprintf(type, sizeof type, "%s%s", ms->main_type, ms->mixed ? "+" : "");
+    snprintf(type, sizeof type, "%s%s", ms->main_type, ms->mixed ? "+" : ""); /* +: other types too */
     printf("| %-14s | %10s | %-6s | %7s | %6s | %16s |\n", "model", "size", "type", "threads", "test", "t/s");
     printf("| %-14s | %10s | %-6s | %7s | %6s | %16s |\n", "--------------", "---------:", "------", "------:",
            "-----:", "---------------:");
@@ -276,9 +276,10 @@ static void print_table(const bench_opts *o, const char *name, const g3_model_st
     } else {
         printf("memory read bandwidth: not measured (not enough memory for the test buffer)\n");
     }
-    printf("memory: weights %.1f MiB (mapped) + KV cache %.1f MiB + scratch %.1f MiB (context %u, batch 512); "
-           "resident after the runs %.1f MiB\n",
+    printf("memory: weights %.1f MiB (mapped) + KV cache %.1f MiB + scratch %.1f MiB (context %u, batch %u) = "
+           "%.1f MiB; resident after the runs %.1f MiB\n",
            ms->weight_bytes / 1048576.0, r->kv_bytes / 1048576.0, r->scratch_bytes / 1048576.0, o->n_ctx,
+           o->n_ctx < 512 ? o->n_ctx : 512, (ms->weight_bytes + r->kv_bytes + r->scratch_bytes) / 1048576.0,
            r->rss / 1048576.0);
 }
 

@@ -343,11 +343,11 @@ static void attention_task(void *arg, uint32_t ith, uint32_t nth) {
         const uint32_t n = hi - lo + 1, kv_off = (h / group) * D;
         const float *q = ctx->q + (size_t)t * QD + h * D;
         float *out = ctx->att + (size_t)t * QD + h * D;
-        for (uint32_t j = 0; j < n; j++) s[j] = k->dot(q, g3_kv_key(&ctx->kv, st->il, lo + j) + kv_off, D);
+        const g3_kv_cache *kv = &ctx->kv;
+        k->attn_scores(q, kv->k[st->il] + kv_off, kv->kv_dim, kv->n_slots[st->il], lo, n, D, s);
         if (c->attn_softcap > 0.0f) g3_softcap(s, (int)n, c->attn_softcap);
         k->softmax(s, n);
-        memset(out, 0, sizeof(float) * D);
-        for (uint32_t j = 0; j < n; j++) k->axpy(out, s[j], g3_kv_value(&ctx->kv, st->il, lo + j) + kv_off, D);
+        k->attn_values(s, kv->v[st->il] + kv_off, kv->kv_dim, kv->n_slots[st->il], lo, n, D, out);
         if (st->q8) {
             const g3_qa_row_out o = g3_qa_row_out_get(st->q8, t);
             k->quantize_blocks(ctx->att + (size_t)t * QD, h * D / 32, (h + 1) * D / 32, &o);

@@ -75,6 +75,13 @@ typedef struct g3_kernels {
     void (*axpy)(float *y, float a, const float *x, uint32_t n);
     /* y += x */
     void (*add)(float *y, const float *x, uint32_t n);
+    /* Attention over keys/values in a ring of `slots` rows, `stride` floats
+     * apart (row p % slots holds position p): s[j] = q . K[lo + j] and
+     * out = sum_j s[j] V[lo + j] for j < n, D values per head. */
+    void (*attn_scores)(const float *q, const float *keys, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
+                        uint32_t D, float *s);
+    void (*attn_values)(const float *s, const float *vals, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
+                        uint32_t D, float *out);
 } g3_kernels;
 
 /* The table of a path; NULL when this build has no such path. */

@@ -646,6 +646,46 @@ static void add(float *y, const float *x, uint32_t n) {
     for (; i < n; i++) y[i] += x[i];
 }
 
+/* Attention: head_dim a multiple of 8 up to 128 keeps q / the output in
+ * registers; other sizes go through dot/axpy. The ring is walked as runs. */
+#define ATTN_MAX_V 16
+
+static void attn_scores(const float *q, const float *keys, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
+                        uint32_t D, float *s) {
+    if (D % 8 != 0 || D > 8 * ATTN_MAX_V) {
+        for (uint32_t j = 0; j < n; j++) s[j] = dot(q, keys + (size_t)((lo + j) % slots) * stride, D);
+        return;
+    }
+    for (uint32_t j = 0; j < n;) {
+        const uint32_t slot = (lo + j) % slots, run = slots - slot < n - j ? slots - slot : n - j;
+        const float *k = keys + (size_t)slot * stride;
+        for (uint32_t i = 0; i < run; i++, k += stride) s[j + i] = dot(q, k, D);
+        j += run;
+    }
+}
+
+static void attn_values(const float *s, const float *vals, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
+                        uint32_t D, float *out) {
+    if (D % 8 != 0 || D > 8 * ATTN_MAX_V) {
+        memset(out, 0, sizeof(float) * D);
+        for (uint32_t j = 0; j < n; j++) axpy(out, s[j], vals + (size_t)((lo + j) % slots) * stride, D);
+        return;
+    }
+    const uint32_t nv = D / 8;
+    __m256 acc[ATTN_MAX_V];
+    for (uint32_t v = 0; v < nv; v++) acc[v] = _mm256_setzero_ps();
+    for (uint32_t j = 0; j < n;) {
+        const uint32_t slot = (lo + j) % slots, run = slots - slot < n - j ? slots - slot : n - j;
+        const float *vp = vals + (size_t)slot * stride;
+        for (uint32_t i = 0; i < run; i++, vp += stride) {
+            const __m256 w = _mm256_set1_ps(s[j + i]);
+            for (uint32_t v = 0; v < nv; v++) acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8 * v), acc[v]);
+        }
+        j += run;
+    }
+    for (uint32_t v = 0; v < nv; v++) _mm256_storeu_ps(out + 8 * v, acc[v]);
+}
+
 const g3_kernels g3_kernels_avx2 = {
     .path = G3_CPU_AVX2,
     .quantized_acts = true,
@@ -670,4 +710,6 @@ const g3_kernels g3_kernels_avx2 = {
     .dot = dot,
     .axpy = axpy,
     .add = add,
+    .attn_scores = attn_scores,
+    .attn_values = attn_values,
 };

@@ -30,7 +30,7 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 #ifndef PREFETCH_AHEAD
-#define PREFETCH_AHEAD 4096 /* bytes ahead of the weight stream */
+#define PREFETCH_AHEAD 3072 /* bytes ahead of the weight stream */
 #endif
 
 ALWAYS_INLINE int32_t load_i32(const void *p) {
@@ -749,6 +749,57 @@ static void add(float *y, const float *x, uint32_t n) {
     }
 }
 
+/* Attention for head_dim a multiple of 16 up to 256 keeps q (or the output)
+ * in registers across the keys; other sizes go through dot/axpy. The ring
+ * is walked as contiguous runs. */
+#define ATTN_MAX_V 16
+
+static void attn_scores(const float *q, const float *keys, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
+                        uint32_t D, float *s) {
+    if (D % 16 != 0 || D > 16 * ATTN_MAX_V) {
+        for (uint32_t j = 0; j < n; j++) s[j] = dot(q, keys + (size_t)((lo + j) % slots) * stride, D);
+        return;
+    }
+    const uint32_t nv = D / 16;
+    __m512 qv[ATTN_MAX_V];
+    for (uint32_t v = 0; v < nv; v++) qv[v] = _mm512_loadu_ps(q + 16 * v);
+    for (uint32_t j = 0; j < n;) {
+        const uint32_t slot = (lo + j) % slots, run = slots - slot < n - j ? slots - slot : n - j;
+        const float *k = keys + (size_t)slot * stride;
+        for (uint32_t i = 0; i < run; i++, k += stride) {
+            __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k)), a1 = _mm512_setzero_ps();
+            for (uint32_t v = 1; v < nv; v++) {
+                if (v & 1) a1 = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(k + 16 * v), a1);
+                else a0 = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(k + 16 * v), a0);
+            }
+            s[j + i] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        }
+        j += run;
+    }
+}
+
+static void attn_values(const float *s, const float *vals, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
+                        uint32_t D, float *out) {
+    if (D % 16 != 0 || D > 16 * ATTN_MAX_V) {
+        memset(out, 0, sizeof(float) * D);
+        for (uint32_t j = 0; j < n; j++) axpy(out, s[j], vals + (size_t)((lo + j) % slots) * stride, D);
+        return;
+    }
+    const uint32_t nv = D / 16;
+    __m512 acc[ATTN_MAX_V];
+    for (uint32_t v = 0; v < nv; v++) acc[v] = _mm512_setzero_ps();
+    for (uint32_t j = 0; j < n;) {
+        const uint32_t slot = (lo + j) % slots, run = slots - slot < n - j ? slots - slot : n - j;
+        const float *vp = vals + (size_t)slot * stride;
+        for (uint32_t i = 0; i < run; i++, vp += stride) {
+            const __m512 w = _mm512_set1_ps(s[j + i]);
+            for (uint32_t v = 0; v < nv; v++) acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vp + 16 * v), acc[v]);
+        }
+        j += run;
+    }
+    for (uint32_t v = 0; v < nv; v++) _mm512_storeu_ps(out + 16 * v, acc[v]);
+}
+
 const g3_kernels g3_kernels_avx512 = {
     .path = G3_CPU_AVX512,
     .quantized_acts = true,
@@ -773,4 +824,6 @@ const g3_kernels g3_kernels_avx512 = {
     .dot = dot,
     .axpy = axpy,
     .add = add,
+    .attn_scores = attn_scores,
+    .attn_values = attn_values,
 };

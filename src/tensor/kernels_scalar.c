@@ -84,6 +84,18 @@ static void add_ref(float *y, const float *x, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+/* serial sums: what the engine computed before the SIMD paths existed */
+static void attn_scores_ref(const float *q, const float *keys, size_t stride, uint32_t slots, uint32_t lo,
+                            uint32_t n, uint32_t D, float *s) {
+    for (uint32_t j = 0; j < n; j++) s[j] = dot_ref(q, keys + (size_t)((lo + j) % slots) * stride, D);
+}
+
+static void attn_values_ref(const float *s, const float *vals, size_t stride, uint32_t slots, uint32_t lo,
+                            uint32_t n, uint32_t D, float *out) {
+    for (uint32_t d = 0; d < D; d++) out[d] = 0.0f;
+    for (uint32_t j = 0; j < n; j++) axpy_ref(out, s[j], vals + (size_t)((lo + j) % slots) * stride, D);
+}
+
 const g3_kernels g3_kernels_scalar = {
     .path = G3_CPU_SCALAR,
     .quantized_acts = false,
@@ -105,6 +117,8 @@ const g3_kernels g3_kernels_scalar = {
     .dot = dot_ref,
     .axpy = axpy_ref,
     .add = add_ref,
+    .attn_scores = attn_scores_ref,
+    .attn_values = attn_values_ref,
 };
 
 const g3_kernels *g3_kernels_get(g3_cpu_path path) {

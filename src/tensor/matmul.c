@@ -2,7 +2,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/checked_math.h"
 #include "tensor/type_info.h"
@@ -47,7 +46,7 @@ static void thread_sizes(const g3_kernels *k, uint32_t max_T, uint32_t max_K, si
 uint64_t g3_mm_bytes(const g3_kernels *k, uint32_t n_threads, uint32_t max_T, uint32_t max_K) {
     size_t tile, tmp, stage;
     thread_sizes(k, max_T, max_K, &tile, &tmp, &stage);
-    return (uint64_t)n_threads * (align64(tile) + align64(tmp) + align64(stage * sizeof(float)));
+    return (uint64_t)n_threads * (align64(tile) + align64(tmp) + align64(stage * sizeof(float)) + 4 * sizeof(g3_mm_chunks));
 }
 
 int g3_mm_init(g3_mm *mm, g3_thread_pool *pool, const g3_kernels *k, uint32_t max_T, uint32_t max_K,
@@ -66,12 +65,18 @@ int g3_mm_init(g3_mm *mm, g3_thread_pool *pool, const g3_kernels *k, uint32_t ma
         return g3_fail(err, "out of memory for the matrix-product buffers (%u threads x %zu bytes)", mm->nth,
                        mm->per_thread);
     mm->buf = p;
-    for (uint32_t i = 0; i <= mm->nth && i <= G3_MM_MAX_BALANCED; i++) mm->cut[i] = (double)i / mm->nth;
+    if (posix_memalign(&p, 64, sizeof(g3_mm_chunks) * 4 * mm->nth) != 0) {
+        g3_mm_free(mm);
+        return g3_fail(err, "out of memory for the decode work lists");
+    }
+    mm->chunks = p;
+    for (uint32_t i = 0; i < 4 * mm->nth; i++) atomic_init(&mm->chunks[i].fb, 0);
     return 0;
 }
 
 void g3_mm_free(g3_mm *mm) {
     free(mm->buf);
+    free(mm->chunks);
     memset(mm, 0, sizeof *mm);
 }
 
@@ -145,67 +150,84 @@ static uint32_t unit_rows(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *
     return use_tiles(mm, kind_of(mm, in, w), in->T) ? G3_TILE_ROWS : GEMV_UNIT_ROWS;
 }
 
-/* Work split. Decode (T < G3_MM_GEMM_MIN_T): each thread takes a fixed
- * share of every matrix (multiples of 32 rows) and walks it as long
- * streams, so the prefetchers run ahead undisturbed (handing out small
- * units instead costs more than it balances). The shares follow each
- * thread's measured speed (g3_mm.cut), so a core that is a little slower,
- * or busy with something else, gets less. Batched: 32-row tiles (or
- * GEMV_UNIT_ROWS rows on the scalar path) from an atomic counter. */
+/* Work split. Decode (T < G3_MM_GEMM_MIN_T): each thread owns an equal
+ * share of every matrix (multiples of 32 rows), walked as G3_DOT_ROWS
+ * streams; the streams advance a chunk of steps at a time, so the owner's
+ * streams stay long and its prefetches run on into its next chunk. A
+ * thread that runs out of work steals chunks from the back of another's
+ * share: a core that is busy with something else (or just slower) does
+ * not hold the step up, and nothing is stolen when both keep pace.
+ * Batched: 32-row tiles (or GEMV_UNIT_ROWS rows on the scalar path) from
+ * an atomic counter. */
+#define DECODE_CHUNKS 8 /* chunks per share: the granularity of stealing */
+
 static bool decode_split(const g3_mm_in *in) { return in->T < G3_MM_GEMM_MIN_T; }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+/* The geometry of thread ith's share of a matrix of n rows: rows [lo, hi)
+ * as streams of `per` rows (a multiple of 32), chunks of `cs` steps. */
+typedef struct share {
+    uint64_t lo, hi;
+    uint32_t per, cs, n_chunks;
+} share;
+
+static share share_of(uint64_t n, uint32_t ith, uint32_t nth) {
+    share sh;
+    g3_split_range(n, 32, ith, nth, &sh.lo, &sh.hi);
+    const uint64_t nr = sh.hi - sh.lo;
+    sh.per = (uint32_t)((nr + 32 * G3_DOT_ROWS - 1) / (32 * G3_DOT_ROWS) * 32);
+    sh.cs = (sh.per / DECODE_CHUNKS + 31) / 32 * 32;
+    if (sh.cs == 0) sh.cs = 32;
+    sh.n_chunks = sh.per ? (sh.per + sh.cs - 1) / sh.cs : 0;
+    return sh;
 }
 
-/* Thread ith's rows [lo, hi) of n in decode: its share, in multiples of 32. */
-static void decode_range(const g3_mm *mm, uint64_t n, uint32_t ith, uint64_t *lo, uint64_t *hi) {
-    if (mm->nth > G3_MM_MAX_BALANCED) {
-        g3_split_range(n, 32, ith, mm->nth, lo, hi);
-        return;
+static void chunks_reset(g3_mm_chunks *c, uint32_t n_chunks) {
+    atomic_store_explicit(&c->fb, (uint64_t)n_chunks, memory_order_relaxed); /* front 0, back n */
+}
+
+/* Takes a chunk from the front (owner) or the back (thief); -1 when none is left. */
+static int64_t chunks_take(g3_mm_chunks *c, bool back) {
+    uint64_t v = atomic_load_explicit(&c->fb, memory_order_relaxed);
+    for (;;) {
+        const uint32_t f = (uint32_t)(v >> 32), b = (uint32_t)v;
+        if (f >= b) return -1;
+        const uint64_t nv = back ? ((uint64_t)f << 32 | (b - 1)) : ((uint64_t)(f + 1) << 32 | b);
+        if (atomic_compare_exchange_weak_explicit(&c->fb, &v, nv, memory_order_relaxed, memory_order_relaxed))
+            return back ? (int64_t)(b - 1) : (int64_t)f;
     }
-    const uint64_t units = (n + 31) / 32;
-    const uint64_t a = (uint64_t)(mm->cut[ith] * (double)units + 0.5) * 32;
-    const uint64_t b = ith + 1 == mm->nth ? n : (uint64_t)(mm->cut[ith + 1] * (double)units + 0.5) * 32;
-    *lo = a < n ? a : n;
-    *hi = b < n ? b : n;
 }
 
-static void decode_stat_begin(const g3_mm *mm, uint32_t ith, uint64_t *t0) {
-    if (ith < G3_MM_MAX_BALANCED) *t0 = now_ns();
-}
-
-static void decode_stat_end(g3_mm *mm, uint32_t ith, uint64_t t0, uint64_t bytes) {
-    if (ith >= G3_MM_MAX_BALANCED) return;
-    mm->stat[ith].ns += now_ns() - t0;
-    mm->stat[ith].bytes += bytes;
-}
-
-/* After a decode task: move the cuts a little toward shares proportional
- * to each thread's speed (bytes/ns), once enough work was timed. */
-static void rebalance(g3_mm *mm) {
-    const uint32_t n = mm->nth;
-    if (n < 2 || n > G3_MM_MAX_BALANCED) return;
-    double rate[G3_MM_MAX_BALANCED], total = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (mm->stat[i].ns < 2000000 || mm->stat[i].bytes == 0) return; /* wait for 2 ms each */
-        rate[i] = (double)mm->stat[i].bytes / (double)mm->stat[i].ns;
-        total += rate[i];
+/* Steps [i0, i1) of the streams of a share: rows r = lo + s*per + i for i
+ * in [i0, i1); out[t*ldo + r - out_row0]. */
+static void run_steps(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w, const share *sh, uint32_t i0,
+                      uint32_t i1, float *out, size_t ldo, uint64_t out_row0) {
+    const g3_kernels *k = mm->k;
+    const mm_kind kind = kind_of(mm, in, w);
+    const g3_kernels *kk = kind == KIND_REF ? &g3_kernels_scalar : k;
+    const uint8_t *base = (const uint8_t *)w->data;
+    for (uint32_t i = i0; i < i1; i++) {
+        const uint8_t *ptr[G3_DOT_ROWS];
+        uint64_t row[G3_DOT_ROWS];
+        uint32_t m = 0;
+        for (uint32_t st = 0; st < G3_DOT_ROWS; st++) {
+            const uint64_t r = sh->lo + (uint64_t)st * sh->per + i;
+            if (r < sh->hi) {
+                ptr[m] = base + r * w->row_bytes;
+                row[m++] = r;
+            }
+        }
+        if (!m) continue;
+        for (uint32_t t = 0; t < in->T; t++) {
+            float o[G3_DOT_ROWS];
+            if (kind == KIND_Q8) {
+                const g3_qa_row a = g3_qa_get_row(in->q, t);
+                kk->qdot_rows[w->type](ptr, m, in->K, &a, o);
+            } else {
+                kk->fdot_rows[w->type](ptr, m, in->K, in->x + t * in->ldx, o);
+            }
+            for (uint32_t j = 0; j < m; j++) out[t * ldo + (row[j] - out_row0)] = o[j];
+        }
     }
-    double cum = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        const double share = mm->cut[i + 1] - mm->cut[i], target = rate[i] / total;
-        double next = share + 0.25 * (target - share);
-        const double lo = 0.5 / n, hi = 1.5 / n; /* never starve or swamp a thread */
-        next = next < lo ? lo : next > hi ? hi : next;
-        mm->cut[i] = cum;
-        cum += next;
-        mm->stat[i].ns = mm->stat[i].bytes = 0;
-    }
-    for (uint32_t i = 0; i < n; i++) mm->cut[i] /= cum;
-    mm->cut[n] = 1.0;
 }
 
 /* ---- g3_matmul ---- */
@@ -220,20 +242,26 @@ typedef struct matmul_task {
     atomic_uint_fast64_t next;
 } matmul_task;
 
+static void matmul_chunk(const matmul_task *task, uint32_t i, uint32_t owner, uint32_t c) {
+    const g3_mm_out *o = &task->outs[i];
+    const share sh = share_of(o->w->n_out, owner, task->mm->nth);
+    const uint32_t i0 = c * sh.cs, i1 = i0 + sh.cs < sh.per ? i0 + sh.cs : sh.per;
+    run_steps(task->mm, task->in, o->w, &sh, i0, i1, o->out, o->ldo, 0);
+}
+
 static void matmul_worker(void *arg, uint32_t ith, uint32_t nth) {
     matmul_task *task = arg;
     if (decode_split(task->in)) {
-        g3_mm *mm = (g3_mm *)task->mm; /* each thread writes only its own stat */
-        uint64_t t0 = 0, bytes = 0;
-        decode_stat_begin(mm, ith, &t0);
-        for (uint32_t i = 0; i < task->n; i++) {
-            const g3_mm_out *o = &task->outs[i];
-            uint64_t lo, hi;
-            decode_range(mm, o->w->n_out, ith, &lo, &hi);
-            if (hi > lo) run_rows(mm, ith, task->in, o->w, lo, (uint32_t)(hi - lo), o->out + lo, o->ldo);
-            bytes += (hi - lo) * o->w->row_bytes;
-        }
-        decode_stat_end(mm, ith, t0, bytes);
+        g3_mm_chunks *lists = task->mm->chunks;
+        for (uint32_t i = 0; i < task->n; i++)
+            for (int64_t c; (c = chunks_take(&lists[i * nth + ith], false)) >= 0;)
+                matmul_chunk(task, i, ith, (uint32_t)c);
+        for (uint32_t d = 1; d < nth; d++) /* then help the others, from the back */
+            for (uint32_t i = 0; i < task->n; i++) {
+                const uint32_t other = (ith + d) % nth;
+                for (int64_t c; (c = chunks_take(&lists[i * nth + other], true)) >= 0;)
+                    matmul_chunk(task, i, other, (uint32_t)c);
+            }
         return;
     }
     const uint64_t total = task->unit_end[task->n - 1];
@@ -258,10 +286,12 @@ void g3_matmul(g3_mm *mm, const g3_mm_in *in, const g3_mm_out *outs, uint32_t n)
         task.rows_per_unit[i] = unit_rows(mm, in, outs[i].w);
         units += (outs[i].w->n_out + task.rows_per_unit[i] - 1) / task.rows_per_unit[i];
         task.unit_end[i] = units;
+        if (decode_split(in))
+            for (uint32_t t = 0; t < mm->nth; t++)
+                chunks_reset(&mm->chunks[i * mm->nth + t], share_of(outs[i].w->n_out, t, mm->nth).n_chunks);
     }
     atomic_init(&task.next, 0);
     g3_thread_pool_run(mm->pool, matmul_worker, &task);
-    if (decode_split(in)) rebalance(mm);
 }
 
 /* ---- g3_mm_geglu ---- */
@@ -278,17 +308,16 @@ typedef struct geglu_task {
     atomic_uint_fast64_t next;
 } geglu_task;
 
-/* rows [r0, r0+nr) of h: gate into h, up into the staging area, then
- * gelu(gate) * up and its 8-bit form (r0, nr multiples of 32) */
-static void geglu_rows(const geglu_task *task, uint32_t ith, uint64_t r0, uint32_t nr) {
+/* h rows of a chunk: gate into h, up into the staging area (indexed from
+ * the share's first row), then gelu(gate) * up and its 8-bit form, per
+ * stream piece (whole 32-row blocks: shares, streams and chunks start at
+ * multiples of 32) */
+static void geglu_epilogue(const geglu_task *task, uint32_t ith, uint64_t r0, uint32_t nr, const float *stage,
+                           size_t lds) {
     const g3_mm *mm = task->mm;
-    const g3_mm_in *in = task->in;
-    float *stage = thread_stage(mm, ith);
-    run_rows(mm, ith, in, task->wg, r0, nr, task->h + r0, task->ldh);
-    run_rows(mm, ith, in, task->wu, r0, nr, stage, nr);
-    for (uint32_t t = 0; t < in->T; t++) {
+    for (uint32_t t = 0; t < task->in->T; t++) {
         float *hr = task->h + t * task->ldh;
-        mm->k->gelu_mul(hr + r0, stage + t * nr, nr);
+        mm->k->gelu_mul(hr + r0, stage + t * lds, nr);
         if (task->hq) {
             const g3_qa_row_out o = g3_qa_row_out_get(task->hq, t);
             mm->k->quantize_blocks(hr, (uint32_t)(r0 / 32), (uint32_t)((r0 + nr) / 32), &o);
@@ -296,15 +325,40 @@ static void geglu_rows(const geglu_task *task, uint32_t ith, uint64_t r0, uint32
     }
 }
 
+static void geglu_chunk(const geglu_task *task, uint32_t ith, uint32_t owner, uint32_t c) {
+    const g3_mm *mm = task->mm;
+    const share sh = share_of(task->wg->n_out, owner, mm->nth);
+    const uint32_t i0 = c * sh.cs, i1 = i0 + sh.cs < sh.per ? i0 + sh.cs : sh.per;
+    const size_t lds = (size_t)(sh.hi - sh.lo); /* stage row stride: the share */
+    float *stage = thread_stage(mm, ith);
+    run_steps(mm, task->in, task->wg, &sh, i0, i1, task->h, task->ldh, 0);
+    run_steps(mm, task->in, task->wu, &sh, i0, i1, stage, lds, sh.lo);
+    for (uint32_t st = 0; st < G3_DOT_ROWS; st++) {
+        const uint64_t a = sh.lo + (uint64_t)st * sh.per + i0;
+        uint64_t b = sh.lo + (uint64_t)st * sh.per + i1;
+        if (b > sh.hi) b = sh.hi;
+        if (a < b) geglu_epilogue(task, ith, a, (uint32_t)(b - a), stage + (a - sh.lo), lds);
+    }
+}
+
+/* batched: rows [r0, r0+nr) (multiples of 32) of the unit, up staged */
+static void geglu_rows(const geglu_task *task, uint32_t ith, uint64_t r0, uint32_t nr) {
+    const g3_mm *mm = task->mm;
+    float *stage = thread_stage(mm, ith);
+    run_rows(mm, ith, task->in, task->wg, r0, nr, task->h + r0, task->ldh);
+    run_rows(mm, ith, task->in, task->wu, r0, nr, stage, nr);
+    geglu_epilogue(task, ith, r0, nr, stage, nr);
+}
+
 static void geglu_worker(void *arg, uint32_t ith, uint32_t nth) {
     geglu_task *task = arg;
     if (decode_split(task->in)) {
-        g3_mm *mm = (g3_mm *)task->mm;
-        uint64_t t0 = 0, lo, hi;
-        decode_stat_begin(mm, ith, &t0);
-        decode_range(mm, task->wg->n_out, ith, &lo, &hi);
-        if (hi > lo) geglu_rows(task, ith, lo, (uint32_t)(hi - lo));
-        decode_stat_end(mm, ith, t0, (hi - lo) * (task->wg->row_bytes + task->wu->row_bytes));
+        g3_mm_chunks *lists = task->mm->chunks;
+        for (int64_t c; (c = chunks_take(&lists[ith], false)) >= 0;) geglu_chunk(task, ith, ith, (uint32_t)c);
+        for (uint32_t d = 1; d < nth; d++) {
+            const uint32_t other = (ith + d) % nth;
+            for (int64_t c; (c = chunks_take(&lists[other], true)) >= 0;) geglu_chunk(task, ith, other, (uint32_t)c);
+        }
         return;
     }
     for (;;) {
@@ -327,9 +381,10 @@ void g3_mm_geglu(g3_mm *mm, const g3_mm_in *in, const g3_matrix *wg, const g3_ma
     const bool tiles = use_tiles(mm, kind_of(mm, in, wg), in->T) || use_tiles(mm, kind_of(mm, in, wu), in->T);
     task.rows_per_unit = tiles ? G3_TILE_ROWS : GEMV_UNIT_ROWS;
     task.units = (wg->n_out + task.rows_per_unit - 1) / task.rows_per_unit;
+    if (decode_split(in))
+        for (uint32_t t = 0; t < mm->nth; t++) chunks_reset(&mm->chunks[t], share_of(wg->n_out, t, mm->nth).n_chunks);
     atomic_init(&task.next, 0);
     g3_thread_pool_run(mm->pool, geglu_worker, &task);
-    if (decode_split(in)) rebalance(mm);
 }
 
 /* ---- inputs: norm and quantization ---- */

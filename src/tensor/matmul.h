@@ -7,8 +7,8 @@
  *   (g3_qa, quant_act.h), filled by g3_mm_norm_input/g3_mm_quantize_input;
  *   float weights (and every type on the scalar path) take the f32 rows.
  * - T < G3_MM_GEMM_MIN_T (decode): each weight row is streamed once per
- *   input row by the matrix-vector kernels; rows are handed out to the
- *   threads in chunks (an atomic counter balances a busy core).
+ *   input row by the matrix-vector kernels; each thread walks its share of
+ *   a matrix as long streams and steals the rest of a slower thread's.
  * - Larger T (prefill, images): 32 weight rows at a time are unpacked once
  *   into a panel (per-thread buffer, cache-resident) and multiplied with all
  *   T input rows by the tile kernels: the weights are read once per batch.
@@ -32,12 +32,12 @@
 
 #define G3_MM_GEMM_MIN_T 4
 
-#define G3_MM_MAX_BALANCED 64 /* threads whose decode shares adapt (more: equal shares) */
-
-/* A thread's decode timing, on its own cache line. */
-typedef struct g3_mm_stat {
-    _Alignas(64) uint64_t ns, bytes;
-} g3_mm_stat;
+/* Decode work of one thread for one matrix: chunks [front, back) still to
+ * take, packed as front << 32 | back; the owner takes from the front, an
+ * idle thread steals from the back. Own cache line. */
+typedef struct g3_mm_chunks {
+    _Alignas(64) atomic_uint_fast64_t fb;
+} g3_mm_chunks;
 
 typedef struct g3_mm {
     g3_thread_pool *pool;
@@ -46,10 +46,7 @@ typedef struct g3_mm {
     size_t tile_bytes, tmp_bytes, stage_floats;
     uint8_t *buf;   /* one allocation: per-thread tile, packer scratch, staging */
     size_t per_thread;
-    /* decode work split: thread i takes the rows from cut[i] to cut[i+1]
-     * (fractions of a matrix), adapted to each thread's measured speed */
-    double cut[G3_MM_MAX_BALANCED + 1];
-    g3_mm_stat stat[G3_MM_MAX_BALANCED];
+    g3_mm_chunks *chunks; /* [4 matrices][nth threads]: decode work lists */
 } g3_mm;
 
 /* Per-thread buffers for products of up to max_T rows of at most max_K
