@@ -82,10 +82,24 @@ typedef struct g3_system_info {
 /* Fails when G3_CPU names an unknown path or one this CPU lacks. */
 int g3_system_info_get(g3_system_info *out, g3_error *err);
 
+/* KV cache element types (values are ggml type ids). f32 is exact; f16 and
+ * bf16 halve the cache; q8_0 (34 bytes per 32 values, per-block scale)
+ * nearly halves it again. Attention reads every type directly. */
+typedef enum g3_kv_type {
+    G3_KV_F32 = 0,
+    G3_KV_F16 = 1,
+    G3_KV_Q8_0 = 8,
+    G3_KV_BF16 = 30,
+} g3_kv_type;
+
+const char *g3_kv_type_name(g3_kv_type type); /* "bf16"; NULL if unknown */
+int g3_kv_type_from_name(const char *name);   /* case-insensitive; -1 if unknown */
+
 typedef struct g3_context_params {
-    uint32_t n_ctx;    /* positions the context can hold; 0 = the model's */
-    uint32_t n_ubatch; /* tokens per forward pass chunk; 0 = 512 */
-    uint32_t n_threads;/* worker threads; 0 = physical cores */
+    uint32_t n_ctx;     /* positions the context can hold; 0 = the model's */
+    uint32_t n_ubatch;  /* tokens per forward pass chunk; 0 = 512 */
+    uint32_t n_threads; /* worker threads; 0 = physical cores */
+    g3_kv_type kv_type; /* 0 = f32 */
 } g3_context_params;
 
 /* Fails (before allocating) when the KV cache and scratch would not fit in

@@ -30,8 +30,7 @@
  *
  * Limits: one sequence per context (--parallel N plans N contexts); the
  * vision encoder's activations are not counted yet (the encoder is not
- * built); the KV cache is allocated in f32 today (G3_KV_F32), other KV
- * types are planned, not yet allocated.
+ * built); every KV type is allocated as planned (g3_context_params.kv_type).
  */
 #ifndef GEMMA3_PLAN_H
 #define GEMMA3_PLAN_H
@@ -61,17 +60,6 @@ const char *g3_ftype_name(g3_ftype ftype);
 /* Case-insensitive ("Q4_K_M", "q8_0", "bf16"); -1 if unknown. */
 int g3_ftype_from_name(const char *name);
 
-/* KV cache element types (values are ggml type ids). q8_0: 34 bytes per 32. */
-typedef enum g3_kv_type {
-    G3_KV_F32 = 0,
-    G3_KV_F16 = 1,
-    G3_KV_Q8_0 = 8,
-    G3_KV_BF16 = 30,
-} g3_kv_type;
-
-const char *g3_kv_type_name(g3_kv_type type); /* "bf16"; NULL if unknown */
-int g3_kv_type_from_name(const char *name);   /* -1 if unknown */
-
 #define G3_PLAN_DEFAULT_CTX 32768u
 #define G3_PLAN_DEFAULT_UBATCH 512u /* = g3_context_params.n_ubatch default */
 #define G3_PLAN_MAX_CTX 16777216u   /* g3_context_new refuses more */
@@ -82,7 +70,7 @@ typedef struct g3_plan_params {
                           * trained length, as g3_context_new reads 0) */
     uint32_t n_ubatch;   /* tokens per forward chunk = the ring slack; 0 = 512 */
     uint32_t n_parallel; /* sequences, one context each; 0 = 1 */
-    g3_kv_type kv_type;  /* 0 = f32, what the engine allocates today */
+    g3_kv_type kv_type;  /* 0 = f32 (as g3_context_params) */
 } g3_plan_params;
 
 typedef struct g3_plan {

@@ -380,23 +380,23 @@ static void test_attention(void **state) {
         float q[256], s_ref[32], s_got[32], o_ref[256], o_got[256];
         for (uint32_t d = 0; d < D; d++) q[d] = gauss();
         /* lo = 17, n = 19: the run wraps the ring after 6 keys */
-        g3_kernels_scalar.attn_scores(q, keys + 7, stride, slots, 17, 19, D, s_ref);
+        g3_kernels_scalar.attn_scores[G3_TYPE_F32](q, 1, (const uint8_t *)(keys + 7), stride * sizeof(float), slots, 17, 19, D, s_ref, 32);
         for (size_t p = 0; p < np; p++) {
-            paths[p]->attn_scores(q, keys + 7, stride, slots, 17, 19, D, s_got);
+            paths[p]->attn_scores[G3_TYPE_F32](q, 1, (const uint8_t *)(keys + 7), stride * sizeof(float), slots, 17, 19, D, s_got, 32);
             for (uint32_t j = 0; j < 19; j++) {
                 double scale = 0;
                 for (uint32_t d = 0; d < D; d++) scale += fabs((double)q[d] * keys[(size_t)((17 + j) % slots) * stride + 7 + d]);
                 check_close("attn_scores", s_got[j], s_ref[j], 4 * scale);
             }
             g3_kernels_scalar.softmax(s_ref, 19);
-            g3_kernels_scalar.attn_values(s_ref, vals + 7, stride, slots, 17, 19, D, o_ref);
-            paths[p]->attn_values(s_ref, vals + 7, stride, slots, 17, 19, D, o_got);
+            g3_kernels_scalar.attn_values[G3_TYPE_F32](s_ref, 32, 1, (const uint8_t *)(vals + 7), stride * sizeof(float), slots, 17, 19, D, o_ref);
+            paths[p]->attn_values[G3_TYPE_F32](s_ref, 32, 1, (const uint8_t *)(vals + 7), stride * sizeof(float), slots, 17, 19, D, o_got);
             for (uint32_t d = 0; d < D; d++) {
                 double scale = 0;
                 for (uint32_t j = 0; j < 19; j++) scale += fabs((double)s_ref[j] * vals[(size_t)((17 + j) % slots) * stride + 7 + d]);
                 check_close("attn_values", o_got[d], o_ref[d], 4 * scale);
             }
-            g3_kernels_scalar.attn_scores(q, keys + 7, stride, slots, 17, 19, D, s_ref);
+            g3_kernels_scalar.attn_scores[G3_TYPE_F32](q, 1, (const uint8_t *)(keys + 7), stride * sizeof(float), slots, 17, 19, D, s_ref, 32);
         }
     }
     free(keys);

@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cmocka.h>
 
@@ -122,27 +125,50 @@ static void test_q4_k_m_mix_1b(void **state) {
     assert_int_equal(q.type_bytes[G3_TYPE_Q8_0], 262144ull * 1152 / 32 * 34);
 }
 
-/* The allocator's bytes are the planner's, layer by layer. */
+/* The allocator's bytes are the planner's, layer by layer, for every KV type. */
 static void test_kv_allocator_is_the_plan(void **state) {
     (void)state;
     static const char *const shapes[] = {"tiny", "1b", "4b"};
+    static const g3_kv_type types[] = {G3_KV_F32, G3_KV_F16, G3_KV_BF16, G3_KV_Q8_0};
+    static const double bytes_per_value[] = {4, 2, 2, 34.0 / 32};
     for (size_t s = 0; s < 3; s++) {
-        g3_config c;
-        g3_error err;
-        assert_int_equal(g3_test_model_shape_config(shapes[s], &c, &err), 0);
-        g3_kv_cache kv;
-        const uint32_t n_ctx = 8192, slack = 300;
-        assert_int_equal(g3_kv_cache_init(&kv, &c, n_ctx, slack, &err), 0);
-        uint64_t sum = 0;
-        for (uint32_t il = 0; il < c.n_layer; il++) {
-            assert_int_equal(kv.n_slots[il], g3_plan_kv_layer_slots(&c, il, n_ctx, slack));
-            assert_int_equal(kv.n_slots[il], il % 6 == 5 ? n_ctx : c.window + slack);
-            sum += 2ull * kv.n_slots[il] * kv.kv_dim * sizeof(float);
+        for (size_t ti = 0; ti < 4; ti++) {
+            g3_config c;
+            g3_error err;
+            assert_int_equal(g3_test_model_shape_config(shapes[s], &c, &err), 0);
+            g3_kv_cache kv;
+            const uint32_t n_ctx = 8192, slack = 300;
+            assert_int_equal(g3_kv_cache_init(&kv, &c, n_ctx, slack, types[ti], &err), 0);
+            uint64_t sum = 0;
+            for (uint32_t il = 0; il < c.n_layer; il++) {
+                assert_int_equal(kv.n_slots[il], g3_plan_kv_layer_slots(&c, il, n_ctx, slack));
+                assert_int_equal(kv.n_slots[il], il % 6 == 5 ? n_ctx : c.window + slack);
+                sum += (uint64_t)(2.0 * kv.n_slots[il] * kv.kv_dim * bytes_per_value[ti]);
+            }
+            assert_int_equal(kv.bytes, sum);
+            assert_int_equal(kv.bytes, g3_plan_kv_bytes(&c, n_ctx, slack, types[ti]));
+            g3_kv_cache_free(&kv);
         }
-        assert_int_equal(kv.bytes, sum);
-        assert_int_equal(kv.bytes, g3_plan_kv_bytes(&c, n_ctx, slack, G3_KV_CACHE_TYPE));
-        g3_kv_cache_free(&kv);
     }
+}
+
+/* q8_0 blocks must not straddle heads: a head size of 48 is refused by the
+ * planner and the allocator with the same message. */
+static void test_kv_type_must_fit_heads(void **state) {
+    (void)state;
+    g3_config c;
+    g3_error err;
+    assert_int_equal(g3_test_model_shape_config("tiny", &c, &err), 0);
+    c.head_dim = 48;
+    c.n_head_kv = 2; /* 96 values per row: whole blocks, but not per head */
+    g3_kv_cache kv;
+    assert_int_equal(g3_kv_cache_init(&kv, &c, 64, 8, G3_KV_Q8_0, &err), -1);
+    assert_non_null(strstr(err.msg, "multiple of 32"));
+    assert_non_null(strstr(err.msg, "48"));
+    assert_int_equal(g3_plan_kv_row_bytes(&c, G3_KV_Q8_0), 0);
+    assert_int_equal(g3_kv_cache_init(&kv, &c, 64, 8, G3_KV_F16, &err), 0);
+    assert_int_equal(kv.row_bytes, 2 * 48 * 2);
+    g3_kv_cache_free(&kv);
 }
 
 static int make_tiny(void **state) {
@@ -201,8 +227,7 @@ static uint64_t rss_bytes(void) {
  * KV slot and scratch row; asking for the last logits reads the whole tied
  * embedding. Constant: 1 MiB for the norm copies, GGUF tables, context and
  * malloc bookkeeping (all small here). */
-static void test_resident_memory_is_the_plan(void **state) {
-    (void)state;
+static void resident_memory_is_the_plan(g3_kv_type kv_type) {
 #if defined(__SANITIZE_ADDRESS__)
     skip(); /* shadow memory and redzones are not the program's */
 #endif
@@ -219,10 +244,10 @@ static void test_resident_memory_is_the_plan(void **state) {
     g3_error err;
     if (g3_model_load(TINY_Q8, &m, &err)) fail_msg("%s", err.msg);
     assert_true(g3_model_config(m)->n_vocab <= 4096);
-    g3_plan_params pp = {.n_ctx = n_ctx, .n_ubatch = n_ubatch, .kv_type = G3_KV_CACHE_TYPE};
+    g3_plan_params pp = {.n_ctx = n_ctx, .n_ubatch = n_ubatch, .kv_type = kv_type};
     g3_plan plan;
     if (g3_plan_model(m, &pp, &plan, &err)) fail_msg("%s", err.msg);
-    g3_context_params cp = {.n_ctx = n_ctx, .n_ubatch = n_ubatch};
+    g3_context_params cp = {.n_ctx = n_ctx, .n_ubatch = n_ubatch, .kv_type = kv_type};
     if (g3_context_new(m, &cp, &ctx, &err)) fail_msg("%s", err.msg);
     for (uint32_t done = 0; done < n_ctx; done += n_ubatch)
         if (g3_eval(ctx, tokens + done, n_ubatch, done + n_ubatch == n_ctx ? logits : NULL, false, &err))
@@ -232,9 +257,9 @@ static void test_resident_memory_is_the_plan(void **state) {
     const double grew = (double)after - (double)before;
     const double expected = (double)plan.total_bytes + (double)plan.header_bytes;
     const double slack = 0.05 * expected + 1048576.0;
-    printf("resident memory grew %.2f MiB; plan %.2f MiB (weights %.2f + header %.2f + KV %.2f + "
+    printf("%s KV cache: resident memory grew %.2f MiB; plan %.2f MiB (weights %.2f + header %.2f + KV %.2f + "
            "scratch %.2f); difference %+.2f MiB, allowed +-%.2f MiB\n",
-           grew / 1048576, expected / 1048576, plan.weights_bytes / 1048576.0,
+           g3_kv_type_name(kv_type), grew / 1048576, expected / 1048576, plan.weights_bytes / 1048576.0,
            plan.header_bytes / 1048576.0, plan.kv_window_bytes / 1048576.0,
            plan.scratch_bytes / 1048576.0, (grew - expected) / 1048576, slack / 1048576);
     assert_true(plan.kv_window_bytes + plan.scratch_bytes > plan.weights_bytes); /* KV matters here */
@@ -243,6 +268,16 @@ static void test_resident_memory_is_the_plan(void **state) {
     g3_model_free(m);
     free(tokens);
     free(logits);
+}
+
+static void test_resident_memory_is_the_plan_f32(void **state) {
+    (void)state;
+    resident_memory_is_the_plan(G3_KV_F32);
+}
+
+static void test_resident_memory_is_the_plan_q8_0(void **state) {
+    (void)state;
+    resident_memory_is_the_plan(G3_KV_Q8_0);
 }
 
 static void test_warnings_and_fit(void **state) {
@@ -340,13 +375,20 @@ static void test_cli(void **state) {
 }
 
 int main(void) {
+#if defined(__GLIBC__)
+    /* Large buffers always mapped and unmapped: memory freed by one
+     * resident-memory test is not quietly reused by the next. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_27b_hand_arithmetic),
         cmocka_unit_test(test_weights_27b_q4_0_hand_arithmetic),
         cmocka_unit_test(test_q4_k_m_mix_1b),
         cmocka_unit_test(test_kv_allocator_is_the_plan),
         cmocka_unit_test(test_builtin_equals_file),
-        cmocka_unit_test(test_resident_memory_is_the_plan),
+        cmocka_unit_test(test_kv_type_must_fit_heads),
+        cmocka_unit_test(test_resident_memory_is_the_plan_f32),
+        cmocka_unit_test(test_resident_memory_is_the_plan_q8_0),
         cmocka_unit_test(test_warnings_and_fit),
         cmocka_unit_test(test_cli),
     };

@@ -41,6 +41,16 @@ int app_parse_u32(const char *cmd, const char *flag, const char *text, uint32_t 
     return 0;
 }
 
+int app_parse_kv_type(const char *cmd, const char *flag, const char *text, g3_kv_type *out) {
+    const int t = g3_kv_type_from_name(text);
+    if (t < 0) {
+        app_error(cmd, "%s must be f16, bf16, q8_0 or f32, got '%s'", flag, text);
+        return -1;
+    }
+    *out = (g3_kv_type)t;
+    return 0;
+}
+
 const char *app_flag_value(const char *cmd, int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
         app_error(cmd, "%s needs a value", argv[*i]);

@@ -259,6 +259,7 @@ int cmd_chat(int argc, char **argv) {
     if (gen_options_finish(cmd, &o, &system)) return 2;
     g3_error err;
     g3_model *model;
+    if (gen_options_preflight(cmd, &o)) return 1;
     if (g3_model_load(o.model, &model, &err)) {
         app_error(cmd, "%s", err.msg);
         return 1;

@@ -23,6 +23,7 @@ typedef struct eval_opts {
     const char *mmproj, *image;
     bool golden_wrap;
     uint32_t chunk, generate, n_ctx, n_threads;
+    g3_kv_type kv_type;
 } eval_opts;
 
 #define MEDIA_MARKER "<__media__>"
@@ -35,7 +36,7 @@ static int fail(g3_error *err, const char *msg) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: gemma-chat eval -m MODEL (--tokens 2,9259,... | --tokens-file F.json | --prompt-file F)\n"
-            "                       [--chunk N] [--logits OUT.f32] [--generate N] [-c N] [-t N]\n"
+            "                       [--chunk N] [--logits OUT.f32] [--generate N] [-c N] [-t N] [--kv-type T]\n"
             "  --prompt-file F  tokenize F's bytes with the model's vocabulary (<bos> added,\n"
             "                control tokens such as <start_of_turn> in the text parsed)\n"
             "  --chunk N     feed the sequence N tokens at a time (through the KV cache)\n"
@@ -43,7 +44,9 @@ static void usage(FILE *out) {
             "  --generate N  print the N greedy token ids that follow, as a JSON array\n"
             "  -c N          context size (default: sequence + generated, at most the model's)\n"
             "  -t N          threads (default: the physical cores; more than the CPUs this process\n"
-            "                may use is an error)\n");
+            "                may use is an error)\n"
+            "  --kv-type T   KV cache type: f32 (default here: eval is the numerics check),\n"
+            "                f16, bf16 or q8_0\n");
 }
 
 static int push_token(int32_t **ids, uint32_t *n, uint32_t *cap, long long v, const char *where) {
@@ -134,6 +137,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         else if (strcmp(a, "--generate") == 0) { if (app_parse_u32(k_cmd, a, v, 0, 1u << 20, &o->generate)) return -1; }
         else if (strcmp(a, "-c") == 0 || strcmp(a, "--ctx-size") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1u << 24, &o->n_ctx)) return -1; }
         else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1024, &o->n_threads)) return -1; }
+        else if (strcmp(a, "--kv-type") == 0) { if (app_parse_kv_type(k_cmd, a, v, &o->kv_type)) return -1; }
         else {
             app_error(k_cmd, "unknown option '%s'", a);
             return -1;
@@ -328,7 +332,7 @@ static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t
     g3_error err;
     uint64_t need = (uint64_t)n + o->generate;
     uint32_t n_ctx = o->n_ctx ? o->n_ctx : (uint32_t)(need < cfg->n_ctx_train ? need : cfg->n_ctx_train);
-    g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads};
+    g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads, .kv_type = o->kv_type};
     g3_context *ctx;
     if (g3_context_new(model, &cp, &ctx, &err)) { app_error(k_cmd, "%s", err.msg); return -1; }
     float *logits = malloc(sizeof(float) * (size_t)n * cfg->n_vocab);

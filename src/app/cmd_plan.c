@@ -48,7 +48,7 @@ static void usage(FILE *out) {
             "  scratch, and the total (weights + windowed KV + scratch).\n"
             "  --ctx N       positions per sequence (default 32768)\n"
             "  --kv-type T   KV element type: bf16 f16 q8_0 f32 (default: bf16, f16 and q8_0 for\n"
-            "                the built-in sizes; f32, what the engine allocates today, for -m)\n"
+            "                the built-in sizes; f16, what run and chat use, for -m)\n"
             "  --model SIZE  only 1b, 4b, 12b or 27b;  --weights F  only bf16, q4_0, q8_0, q4_k_m\n"
             "  --ubatch N    tokens per forward chunk = the sliding-window ring slack (default 512)\n"
             "  --parallel N  sequences, one context each (default 1)\n"
@@ -83,12 +83,7 @@ static int parse(int argc, char **argv, options *o) {
             } else if (strcmp(a, "--parallel") == 0) {
                 if (app_parse_u32(cmd, a, v, 1, 4096, &o->params.n_parallel)) return -1;
             } else {
-                int t = g3_kv_type_from_name(v);
-                if (t < 0) {
-                    app_error(cmd, "unknown KV type '%s' (bf16, f16, q8_0, f32)", v);
-                    return -1;
-                }
-                o->params.kv_type = (g3_kv_type)t;
+                if (app_parse_kv_type(cmd, a, v, &o->params.kv_type)) return -1;
                 o->kv_given = true;
             }
         } else {
@@ -154,7 +149,7 @@ static int print_json(cJSON *arr) {
 
 static int plan_file(const options *o) {
     g3_plan_params params = o->params;
-    if (!o->kv_given) params.kv_type = G3_KV_F32;
+    if (!o->kv_given) params.kv_type = APP_DEFAULT_KV_TYPE;
     g3_plan p;
     g3_error err;
     if (g3_plan_file(o->model_path, o->mmproj_path, &params, &p, &err)) {

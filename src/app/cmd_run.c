@@ -72,6 +72,7 @@ int cmd_run(int argc, char **argv) {
     g3_error err;
     g3_model *model;
     g3_session *s = NULL;
+    if (gen_options_preflight(cmd, &o)) return 1;
     if (g3_model_load(o.model, &model, &err)) {
         app_error(cmd, "%s", err.msg);
         return 1;

@@ -4,12 +4,14 @@
 
 #include "app/app.h"
 #include "app/gen_options.h"
+#include "gemma3_plan.h"
 #include "gemma3_vision.h"
 
 void gen_options_init(gen_options *o) {
     memset(o, 0, sizeof *o);
     o->gen = g3_gen_defaults();
-    o->cp.n_ctx = 8192;
+    o->cp.n_ctx = GEN_DEFAULT_CTX;
+    o->cp.kv_type = APP_DEFAULT_KV_TYPE;
     o->max_frames = 2;
 }
 
@@ -28,10 +30,14 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
     static const char *const with_value[] = {"-m", "--model", "-c", "--ctx-size", "-t", "--threads", "-n",
                                              "--n-predict", "--temp", "--top-k", "--top-p", "--min-p",
                                              "--repeat-penalty", "--repeat-last-n", "--seed", "-s", "--system",
-                                             "--preset", "--stop", "--mmproj", "--image-wrap", "--max-frames", NULL};
+                                             "--preset", "--stop", "--mmproj", "--image-wrap", "--max-frames", "--kv-type", NULL};
     const char *a = argv[*i];
     if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
         o->verbose = true;
+        return 1;
+    }
+    if (strcmp(a, "--force") == 0) {
+        o->force = true;
         return 1;
     }
     bool ours = false;
@@ -42,8 +48,12 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
     g3_sampler_params *sp = &o->gen.sampler;
     int rc = 0;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
-    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) rc = app_parse_u32(cmd, a, v, 16, 1u << 24, &o->cp.n_ctx);
+    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+        rc = app_parse_u32(cmd, a, v, 16, G3_PLAN_MAX_CTX, &o->cp.n_ctx);
+        o->ctx_given = true;
+    }
     else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) rc = app_parse_u32(cmd, a, v, 1, 1024, &o->cp.n_threads);
+    else if (!strcmp(a, "--kv-type")) rc = app_parse_kv_type(cmd, a, v, &o->cp.kv_type);
     else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) rc = app_parse_u32(cmd, a, v, 1, 1u << 20, &o->gen.max_new_tokens);
     else if (!strcmp(a, "--temp")) rc = parse_float(cmd, a, v, &sp->temperature);
     else if (!strcmp(a, "--top-k")) rc = app_parse_u32(cmd, a, v, 0, 1u << 24, &sp->top_k);
@@ -98,13 +108,60 @@ int gen_options_finish(const char *cmd, gen_options *o, const char **system) {
     return 0;
 }
 
+int gen_options_preflight(const char *cmd, gen_options *o) {
+    g3_error err;
+    g3_plan plan;
+    g3_plan_params pp = {.n_ctx = o->cp.n_ctx, .n_ubatch = o->cp.n_ubatch, .kv_type = o->cp.kv_type};
+    if (g3_plan_file(o->model, o->mmproj, &pp, &plan, &err)) {
+        app_error(cmd, "%s", err.msg);
+        return -1;
+    }
+    const uint32_t trained = plan.n_ctx_train;
+    if (!o->ctx_given && trained && o->cp.n_ctx > trained) {
+        o->cp.n_ctx = pp.n_ctx = trained;
+        if (g3_plan_file(o->model, o->mmproj, &pp, &plan, &err)) {
+            app_error(cmd, "%s", err.msg);
+            return -1;
+        }
+    }
+    if (trained && (uint64_t)o->cp.n_ctx > (uint64_t)GEN_MAX_CTX_FACTOR * trained) {
+        app_error(cmd,
+                  "-c %u is more than %u times the model's trained context length (%u): positions that far "
+                  "are meaningless to it; use -c %u or less",
+                  o->cp.n_ctx, GEN_MAX_CTX_FACTOR, trained, GEN_MAX_CTX_FACTOR * trained);
+        return -1;
+    }
+    if (trained && o->cp.n_ctx > trained)
+        app_error(cmd, "warning: -c %u is longer than the model's trained context length %u; answers may "
+                       "degrade past it", o->cp.n_ctx, trained);
+    uint64_t avail;
+    if (g3_plan_mem_available(&avail, &err)) return 0; /* no /proc/meminfo: nothing to compare with */
+    if (g3_plan_check_fit(&plan, avail, &err)) {
+        if (o->force) {
+            app_error(cmd, "warning: %s; loading anyway (--force)", err.msg);
+            return 0;
+        }
+        app_error(cmd, "%s. Try a smaller -c, --kv-type q8_0, a smaller weight format, or --force", err.msg);
+        return -1;
+    }
+    if (o->verbose)
+        fprintf(stderr, "memory plan: %.2f GB (weights %.2f + %s KV %.2f + scratch %.2f) of %.2f GB available\n",
+                plan.total_bytes / 1e9, plan.weights_bytes / 1e9, g3_kv_type_name(plan.kv_type),
+                plan.kv_window_bytes / 1e9, plan.scratch_bytes / 1e9, avail / 1e9);
+    return 0;
+}
+
 void gen_options_help(FILE *out) {
     fprintf(out,
             "  -m, --model FILE        Gemma 3 GGUF model (required)\n"
             "  -s, --system TEXT       system prompt (overrides --preset)\n"
             "  --preset NAME           general, document, visual, tutor, reviewer, storyteller, custom\n"
-            "  -c, --ctx-size N        context size in tokens (default 8192)\n"
+            "  -c, --ctx-size N        context size in tokens (default 8192, or the model's trained\n"
+            "                          length if shorter; above it a warning, above 4x refused)\n"
+            "  --force                 load even when the memory plan says it will not fit\n"
             "  -t, --threads N         worker threads (default: physical cores)\n"
+            "  --kv-type T             KV cache type: f16 (default), bf16, q8_0 (half of f16's\n"
+            "                          memory, logits move ~0.05) or f32 (exact, twice f16)\n"
             "  -n, --n-predict N       max new tokens (default 700)\n"
             "  --temp T                temperature, 0 = greedy (default 0.7)\n"
             "  --top-k K               (default 50, 0 = off)\n"

@@ -8,6 +8,8 @@
 #include "gemma3_chat.h"
 
 #define GEN_MAX_STOP 8
+#define GEN_DEFAULT_CTX 8192u   /* or the model's trained length, if shorter */
+#define GEN_MAX_CTX_FACTOR 4u   /* -c above this times the trained length is refused */
 
 typedef struct gen_options {
     const char *model;
@@ -18,6 +20,8 @@ typedef struct gen_options {
     const char *stop[GEN_MAX_STOP + 1];
     int n_stop;
     bool verbose;
+    bool force;               /* --force: load although the memory plan does not fit */
+    bool ctx_given;           /* -c was given (else the default, capped by the model) */
     const char *mmproj;       /* --mmproj FILE: the vision encoder */
     g3_image_wrap wrap;       /* --image-wrap official|golden */
     uint32_t max_frames;      /* --max-frames N: frames sampled per video (default 2, at most 4) */
@@ -31,6 +35,12 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
  * to use (from -s, or the preset) through *system. */
 int gen_options_finish(const char *cmd, gen_options *o, const char **system);
 void gen_options_help(FILE *out);
+/* Before loading: plans the model (and --mmproj) at the chosen context and
+ * KV type; caps the default context at the trained length; warns above
+ * it and refuses above GEN_MAX_CTX_FACTOR times it; refuses (with the
+ * numbers) a plan that does not fit the memory available, unless --force.
+ * Returns -1 after printing why. */
+int gen_options_preflight(const char *cmd, gen_options *o);
 /* Loads --mmproj (if given) into the session; *vision must be freed by the
  * caller after the session. Returns -1 after printing why. */
 /* The message parts: images and sampled video frames in the order given,

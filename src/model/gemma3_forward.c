@@ -22,6 +22,7 @@
 #include "model/gemma3_forward.h"
 #include "model/gemma3_model.h"
 #include "model/kv_cache.h"
+#include "model/memory_plan.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/ops.h"
@@ -36,6 +37,8 @@ struct g3_context {
     uint32_t n_ubatch;
     g3_thread_pool *pool;
     const g3_kernels *k;
+    g3_attn_scores_fn attn_scores; /* for the cache's type */
+    g3_attn_values_fn attn_values;
     g3_mm mm;
     uint64_t scratch_bytes;
     /* scratch, sized once for n_ubatch rows */
@@ -45,7 +48,7 @@ struct g3_context {
     float *kk, *vv;/* T x HKV*D: new keys and values, before they enter the cache */
     float *att;    /* T x H*D: attention output */
     float *h;      /* T x F: gelu(gate) * up */
-    float *scores; /* n_threads x n_ctx */
+    float *scores; /* n_threads x group x n_ctx: attention weights of one item */
     double *rope;  /* [2 kinds][T][D/2][cos, sin] */
     double *rope_pw; /* [2 kinds][D/2]: base^(-2i/D) */
     g3_qa qa;      /* 8-bit form of the input of the next product (E or H*D wide) */
@@ -56,6 +59,7 @@ struct g3_context {
 
 typedef struct ctx_sizes {
     uint32_t n_ctx, n_ubatch, n_threads;
+    g3_kv_type kv_type;
     uint64_t floats, doubles, qa, qh, mm, total;
 } ctx_sizes;
 
@@ -65,7 +69,7 @@ static void plan_scratch(const g3_config *c, const g3_kernels *k, ctx_sizes *s) 
     const uint64_t U = s->n_ubatch, E = c->n_embd, QD = (uint64_t)c->n_head * c->head_dim,
                    KVD = (uint64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
     const uint32_t wide = E > QD ? (uint32_t)E : (uint32_t)QD;
-    s->floats = U * (2 * E + 2 * QD + 2 * KVD + F) + (uint64_t)s->n_threads * s->n_ctx;
+    s->floats = U * (2 * E + 2 * QD + 2 * KVD + F) + (uint64_t)s->n_threads * (c->n_head / c->n_head_kv) * s->n_ctx;
     s->doubles = 2 * U * c->head_dim + c->head_dim;
     s->qa = g3_qa_bytes(s->n_ubatch, wide - wide % 32);
     s->qh = g3_qa_bytes(s->n_ubatch, c->n_ff - c->n_ff % 32);
@@ -98,6 +102,8 @@ static int resolve_params(const g3_model *model, const g3_context_params *params
     s->n_threads = params && params->n_threads ? params->n_threads : g3_cpu_physical_cores();
     if (s->n_threads > usable || s->n_threads > G3_MAX_THREADS)
         return g3_fail(err, "%u threads requested, but this process can run on %u CPUs", s->n_threads, usable);
+    s->kv_type = params ? params->kv_type : G3_KV_F32;
+    if (g3_plan_kv_check(c, s->kv_type, err)) return -1;
     plan_scratch(c, *kernels, s);
     return 0;
 }
@@ -107,7 +113,7 @@ int g3_context_memory(const g3_model *model, const g3_context_params *params, ui
     ctx_sizes s = {0};
     const g3_kernels *k = NULL;
     if (resolve_params(model, params, &s, &k, err)) return -1;
-    *kv_bytes = g3_kv_cache_bytes(&model->cfg, s.n_ctx, s.n_ubatch);
+    *kv_bytes = g3_kv_cache_bytes(&model->cfg, s.n_ctx, s.n_ubatch, s.kv_type);
     *scratch_bytes = s.total;
     return 0;
 }
@@ -152,23 +158,27 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     const g3_kernels *k = NULL;
     if (resolve_params(model, params, &s, &k, err)) return -1;
     /* refuse before allocating what the machine cannot hold */
-    const uint64_t kv_bytes = g3_kv_cache_bytes(c, s.n_ctx, s.n_ubatch), need = kv_bytes + s.total;
+    const uint64_t kv_bytes = g3_kv_cache_bytes(c, s.n_ctx, s.n_ubatch, s.kv_type), need = kv_bytes + s.total;
     const uint64_t avail = g3_mem_available_bytes();
     if (avail && need > avail)
         return g3_fail(err,
-                       "a context of %u positions with batch %u needs %.1f MiB (KV cache %.1f MiB + scratch "
-                       "%.1f MiB), but only %.1f MiB of memory is available",
-                       s.n_ctx, s.n_ubatch, need / 1048576.0, kv_bytes / 1048576.0, s.total / 1048576.0,
+                       "a context of %u positions with batch %u needs %.1f MiB (%s KV cache %.1f MiB + "
+                       "scratch %.1f MiB), but only %.1f MiB of memory is available",
+                       s.n_ctx, s.n_ubatch, need / 1048576.0, g3_kv_type_name(s.kv_type), kv_bytes / 1048576.0,
+                       s.total / 1048576.0,
                        avail / 1048576.0);
     g3_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return g3_fail(err, "out of memory");
     ctx->model = model;
     ctx->n_ubatch = s.n_ubatch;
     ctx->k = k;
+    const uint32_t kt = (uint32_t)s.kv_type; /* a path without its own kernel for a type uses the reference */
+    ctx->attn_scores = k->attn_scores[kt] ? k->attn_scores[kt] : g3_kernels_scalar.attn_scores[kt];
+    ctx->attn_values = k->attn_values[kt] ? k->attn_values[kt] : g3_kernels_scalar.attn_values[kt];
     ctx->scratch_bytes = s.total;
     /* slack = n_ubatch: a batch writes all its keys before its first query
      * looks back a whole window */
-    if (g3_kv_cache_init(&ctx->kv, c, s.n_ctx, s.n_ubatch, err)) {
+    if (g3_kv_cache_init(&ctx->kv, c, s.n_ctx, s.n_ubatch, s.kv_type, err)) {
         free(ctx);
         return -1;
     }
@@ -187,7 +197,7 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     ctx->vv = alloc_floats(U * KVD);
     ctx->att = alloc_floats(U * QD);
     ctx->h = alloc_floats(U * F);
-    ctx->scores = alloc_floats((uint64_t)s.n_threads * s.n_ctx);
+    ctx->scores = alloc_floats((uint64_t)s.n_threads * (c->n_head / c->n_head_kv) * s.n_ctx);
     ctx->rope = malloc(sizeof(double) * 2 * U * c->head_dim);
     ctx->rope_pw = malloc(sizeof(double) * c->head_dim);
     if (!ctx->x || !ctx->xb || !ctx->q || !ctx->kk || !ctx->vv || !ctx->att || !ctx->h || !ctx->scores ||
@@ -233,6 +243,10 @@ uint32_t g3_context_n_ctx(const g3_context *ctx) { return ctx->kv.n_ctx; }
 int g3_context_truncate(g3_context *ctx, uint32_t n_keep, g3_error *err) {
     const g3_config *c = &ctx->model->cfg;
     if (n_keep >= ctx->kv.n_past) return 0;
+    if (n_keep == 0) { /* a fresh start needs nothing the ring may have lost */
+        ctx->kv.n_past = ctx->kv.n_valid_from = 0;
+        return 0;
+    }
     /* the next query (at n_keep) needs the window of keys before it */
     uint32_t needed_from = n_keep + 1 > c->window ? n_keep + 1 - c->window : 0;
     if (c->window && needed_from < ctx->kv.n_valid_from)
@@ -253,6 +267,7 @@ typedef struct step {
     bool bidirectional;
     const float *norm_a, *norm_b; /* residual step: post-norm, next pre-norm (or NULL) */
     g3_qa *q8;                    /* residual step: quantize the next input */
+    uint32_t heads_per_item;      /* attention: query heads per work item */
     atomic_uint next;             /* attention: work items handed out */
 } step;
 
@@ -316,43 +331,57 @@ static void qk_rope_store_task(void *arg, uint32_t ith, uint32_t nth) {
             ctx->k->rmsnorm(k + h * D, k + h * D, L->k_norm, D, c->rms_eps);
             rope_apply(k + h * D, D, tab);
         }
-        memcpy(g3_kv_key(&ctx->kv, st->il, pos), k, sizeof(float) * KVD);
-        memcpy(g3_kv_value(&ctx->kv, st->il, pos), ctx->vv + t * KVD, sizeof(float) * KVD);
+        g3_kv_cache_store(&ctx->kv, st->il, pos, k, ctx->vv + t * KVD);
     }
 }
 
-/* Attention, one (token, head) item at a time: causal (or bidirectional
- * within the batch); a local layer's query at p sees keys p-W+1 .. p. When
- * the output projection takes 8-bit input, each item quantizes its head's
- * blocks of the output row (head_dim is a multiple of 32 then). */
+/* Attention, one (token, KV head, hq query heads of its group) item at a
+ * time, so the group's queries share each read of a key and value row:
+ * causal (or bidirectional within the batch); a local layer's query at p
+ * sees keys p-W+1 .. p. When the output projection takes 8-bit input, each
+ * item quantizes its heads' blocks of the output row (head_dim is a
+ * multiple of 32 then). */
 static void attention_task(void *arg, uint32_t ith, uint32_t nth) {
+    (void)nth;
     step *st = arg;
     g3_context *ctx = st->ctx;
     const g3_config *c = &ctx->model->cfg;
     const g3_kernels *k = ctx->k;
-    const uint32_t D = c->head_dim, H = c->n_head, QD = H * D, group = H / c->n_head_kv;
+    const g3_kv_cache *kv = &ctx->kv;
+    const uint32_t D = c->head_dim, H = c->n_head, QD = H * D, group = H / c->n_head_kv, hq = st->heads_per_item;
     const bool global = c->is_global[st->il];
-    float *s = ctx->scores + (size_t)ith * ctx->kv.n_ctx;
-    const uint32_t items = st->T * H;
+    const size_t ld_s = kv->n_ctx;
+    float *s = ctx->scores + (size_t)ith * group * ld_s;
+    const uint32_t per_token = H / hq, items = st->T * per_token;
     for (;;) {
         const uint32_t item = atomic_fetch_add_explicit(&st->next, 1, memory_order_relaxed);
         if (item >= items) break;
-        const uint32_t t = item / H, h = item % H, pos = st->pos0 + t;
+        const uint32_t t = item / per_token, h = item % per_token * hq, pos = st->pos0 + t;
         const uint32_t hi = st->bidirectional ? st->pos0 + st->T - 1 : pos;
         const uint32_t lo = (!global && c->window && pos + 1 > c->window) ? pos + 1 - c->window : 0;
-        const uint32_t n = hi - lo + 1, kv_off = (h / group) * D;
-        const float *q = ctx->q + (size_t)t * QD + h * D;
+        const uint32_t n = hi - lo + 1, hkv = h / group, slots = kv->n_slots[st->il];
         float *out = ctx->att + (size_t)t * QD + h * D;
-        const g3_kv_cache *kv = &ctx->kv;
-        k->attn_scores(q, kv->k[st->il] + kv_off, kv->kv_dim, kv->n_slots[st->il], lo, n, D, s);
-        if (c->attn_softcap > 0.0f) g3_softcap(s, (int)n, c->attn_softcap);
-        k->softmax(s, n);
-        k->attn_values(s, kv->v[st->il] + kv_off, kv->kv_dim, kv->n_slots[st->il], lo, n, D, out);
+        ctx->attn_scores(ctx->q + (size_t)t * QD + h * D, hq, g3_kv_keys_of_head(kv, st->il, hkv), kv->row_bytes,
+                         slots, lo, n, D, s, ld_s);
+        for (uint32_t i = 0; i < hq; i++) {
+            if (c->attn_softcap > 0.0f) g3_softcap(s + i * ld_s, (int)n, c->attn_softcap);
+            k->softmax(s + i * ld_s, n);
+        }
+        ctx->attn_values(s, ld_s, hq, g3_kv_values_of_head(kv, st->il, hkv), kv->row_bytes, slots, lo, n, D, out);
         if (st->q8) {
             const g3_qa_row_out o = g3_qa_row_out_get(st->q8, t);
-            k->quantize_blocks(ctx->att + (size_t)t * QD, h * D / 32, (h + 1) * D / 32, &o);
+            k->quantize_blocks(ctx->att + (size_t)t * QD, h * D / 32, (h + hq) * D / 32, &o);
         }
     }
+}
+
+/* Query heads per attention item: the whole GQA group when that still
+ * leaves two items per thread, else fewer (a divisor of the group). */
+static uint32_t heads_per_item(const g3_config *c, uint32_t T, uint32_t nth) {
+    const uint32_t group = c->n_head / c->n_head_kv;
+    for (uint32_t hq = group; hq > 1; hq--)
+        if (group % hq == 0 && (uint64_t)T * c->n_head_kv * (group / hq) >= 2ull * nth) return hq;
+    return 1;
 }
 
 /* x += rmsnorm(xb) * norm_a; then xb = rmsnorm(x) * norm_b (and its 8-bit
@@ -437,7 +466,8 @@ static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *
         /* att (T, H*D) = softmax(q k^T) v over each query's visible keys */
         st.q8 = (D % 32 == 0) ? q8_for(ctx, &ctx->qa, T, QD, &L->wo, NULL, NULL) : NULL;
         atomic_init(&st.next, 0);
-        if (T * c->n_head == 1) attention_task(&st, 0, 1);
+        st.heads_per_item = heads_per_item(c, T, g3_thread_pool_size(ctx->pool));
+        if (T * c->n_head == st.heads_per_item) attention_task(&st, 0, 1);
         else g3_thread_pool_run(ctx->pool, attention_task, &st);
         g3_qa *q8_att = q8_for(ctx, &ctx->qa, T, QD, &L->wo, NULL, NULL);
         if (q8_att && D % 32 != 0) g3_mm_quantize_input(mm, ctx->att, QD, T, QD, q8_att);

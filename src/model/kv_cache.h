@@ -8,47 +8,60 @@
  * Extra slack lets a conversation roll back that many positions without
  * re-evaluating.
  *
+ * Rows are stored in the cache's element type (f32, f16, bf16 or q8_0, one
+ * row = n_head_kv heads of head_dim values; q8_0 blocks never straddle two
+ * heads) and attention reads them in that type (tensor/kernels.h).
+ *
  * Sizes come from the memory planner (model/memory_plan.h): each layer's
- * buffers are g3_plan_kv_tensor_bytes for G3_KV_CACHE_TYPE, so `gemma-chat
- * plan` reports what this allocates. Storage is f32 today. */
+ * buffers are g3_plan_kv_tensor_bytes, so `gemma-chat plan` reports what
+ * this allocates. Every page is written at creation: the memory is really
+ * taken when the context is made, not discovered missing in the middle of
+ * a conversation, and the resident size matches the plan from the start. */
 #ifndef G3_MODEL_KV_CACHE_H
 #define G3_MODEL_KV_CACHE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gemma3.h"
-#include "gemma3_plan.h"
-
-/* The element type the cache stores (what plans of a context count by default). */
-#define G3_KV_CACHE_TYPE G3_KV_F32
+#include "model/gemma3_config.h"
 
 typedef struct g3_kv_cache {
     uint32_t n_layer;
-    uint32_t kv_dim;   /* n_head_kv * head_dim */
+    uint32_t kv_dim;    /* n_head_kv * head_dim */
+    uint32_t head_dim;
+    g3_kv_type type;
+    size_t row_bytes;   /* bytes of one position's keys (or values) of a layer */
+    size_t head_bytes;  /* bytes of one head's part of a row */
     uint32_t n_ctx;
-    uint32_t *n_slots; /* per layer: n_ctx (global) or min(n_ctx, window + slack) */
-    float **k;         /* per layer: n_slots x kv_dim */
-    float **v;
-    uint64_t bytes;    /* keys + values allocated = g3_plan_kv_bytes(cfg, n_ctx, slack, G3_KV_CACHE_TYPE) */
-    uint32_t n_past;   /* positions written: 0 .. n_past-1 */
+    uint32_t *n_slots;  /* per layer: n_ctx (global) or min(n_ctx, window + slack) */
+    uint8_t **k;        /* per layer: n_slots rows */
+    uint8_t **v;
+    uint64_t bytes;     /* keys + values allocated = g3_plan_kv_bytes(cfg, n_ctx, slack, type) */
+    uint32_t n_past;    /* positions written: 0 .. n_past-1 */
     uint32_t n_valid_from; /* oldest position still recoverable after a truncate */
 } g3_kv_cache;
 
-/* Slots a layer needs (= g3_plan_kv_layer_slots). */
-uint32_t g3_kv_layer_slots(const g3_config *cfg, uint32_t il, uint32_t n_ctx, uint32_t slack);
+/* Bytes the cache will allocate (= g3_plan_kv_bytes). */
+uint64_t g3_kv_cache_bytes(const g3_config *cfg, uint32_t n_ctx, uint32_t slack, g3_kv_type type);
 
-/* Bytes the cache will allocate (= g3_plan_kv_bytes for G3_KV_CACHE_TYPE). */
-uint64_t g3_kv_cache_bytes(const g3_config *cfg, uint32_t n_ctx, uint32_t slack);
-
-int g3_kv_cache_init(g3_kv_cache *kv, const g3_config *cfg, uint32_t n_ctx, uint32_t slack,
+/* Fails with a message when the type does not fit the model's heads or the
+ * memory cannot be had. */
+int g3_kv_cache_init(g3_kv_cache *kv, const g3_config *cfg, uint32_t n_ctx, uint32_t slack, g3_kv_type type,
                      g3_error *err);
 void g3_kv_cache_free(g3_kv_cache *kv);
 
-static inline float *g3_kv_key(const g3_kv_cache *kv, uint32_t il, uint32_t pos) {
-    return kv->k[il] + (uint64_t)(pos % kv->n_slots[il]) * kv->kv_dim;
+/* Writes position pos of layer il: kv_dim keys and values, converted to the
+ * cache type (q8_0 with the reference round-to-nearest quantizer). */
+void g3_kv_cache_store(g3_kv_cache *kv, uint32_t il, uint32_t pos, const float *keys, const float *values);
+
+/* The first byte of head h in row 0 of a layer (attention walks the ring
+ * from there, row_bytes apart). */
+static inline const uint8_t *g3_kv_keys_of_head(const g3_kv_cache *kv, uint32_t il, uint32_t h) {
+    return kv->k[il] + h * kv->head_bytes;
 }
-static inline float *g3_kv_value(const g3_kv_cache *kv, uint32_t il, uint32_t pos) {
-    return kv->v[il] + (uint64_t)(pos % kv->n_slots[il]) * kv->kv_dim;
+static inline const uint8_t *g3_kv_values_of_head(const g3_kv_cache *kv, uint32_t il, uint32_t h) {
+    return kv->v[il] + h * kv->head_bytes;
 }
 
 #endif

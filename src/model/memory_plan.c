@@ -89,18 +89,19 @@ uint32_t g3_plan_kv_layer_slots(const g3_config *cfg, uint32_t il, uint32_t n_ct
     return ring < n_ctx ? (uint32_t)ring : n_ctx;
 }
 
+/* Each head's part of a row must be whole blocks: attention reads one
+ * head at a time. */
 uint64_t g3_plan_kv_row_bytes(const g3_config *cfg, g3_kv_type kv_type) {
-    uint64_t row;
-    if (g3_type_row_bytes((uint32_t)kv_type, (uint64_t)cfg->n_head_kv * cfg->head_dim, &row, NULL))
-        return 0;
-    return row;
+    uint64_t head;
+    if (g3_type_row_bytes((uint32_t)kv_type, cfg->head_dim, &head, NULL)) return 0;
+    return head * cfg->n_head_kv;
 }
 
 int g3_plan_kv_check(const g3_config *cfg, g3_kv_type kv_type, g3_error *err) {
     if (!g3_kv_type_name(kv_type)) return g3_fail(err, "unknown KV cache type id %d", (int)kv_type);
     if (g3_plan_kv_row_bytes(cfg, kv_type) == 0)
-        return g3_fail(err, "a KV row of %u x %u elements does not fit %s blocks", cfg->n_head_kv,
-                       cfg->head_dim, g3_kv_type_name(kv_type));
+        return g3_fail(err, "a %s KV cache needs a head size that is a multiple of 32; this model's is %u",
+                       g3_kv_type_name(kv_type), cfg->head_dim);
     return 0;
 }
 

@@ -36,6 +36,13 @@ typedef void (*g3_fgemv_fn)(const uint8_t *w, size_t row_bytes, uint32_t n_rows,
 typedef void (*g3_qdot_rows_fn)(const uint8_t *const *rows, uint32_t n, uint32_t K, const g3_qa_row *a, float *out);
 typedef void (*g3_fdot_rows_fn)(const uint8_t *const *rows, uint32_t n, uint32_t K, const float *x, float *out);
 
+/* Attention of nq queries (heads of one GQA group, rows D apart at q; out
+ * likewise) against one KV head; see g3_kernels.attn_scores. */
+typedef void (*g3_attn_scores_fn)(const float *q, uint32_t nq, const uint8_t *keys, size_t row_bytes, uint32_t slots,
+                                  uint32_t lo, uint32_t n, uint32_t D, float *s, size_t ld_s);
+typedef void (*g3_attn_values_fn)(const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals, size_t row_bytes,
+                                  uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out);
+
 typedef struct g3_kernels {
     g3_cpu_path path;
     bool quantized_acts;  /* quantized weights use 8-bit activations */
@@ -75,13 +82,19 @@ typedef struct g3_kernels {
     void (*axpy)(float *y, float a, const float *x, uint32_t n);
     /* y += x */
     void (*add)(float *y, const float *x, uint32_t n);
-    /* Attention over keys/values in a ring of `slots` rows, `stride` floats
-     * apart (row p % slots holds position p): s[j] = q . K[lo + j] and
-     * out = sum_j s[j] V[lo + j] for j < n, D values per head. */
-    void (*attn_scores)(const float *q, const float *keys, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
-                        uint32_t D, float *s);
-    void (*attn_values)(const float *s, const float *vals, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
-                        uint32_t D, float *out);
+    /* Attention over the KV cache of one KV head, per cache element type
+     * (G3_TYPE_F32, F16, BF16, Q8_0; a NULL entry means: use the scalar
+     * table's). The cache is a ring of `slots` rows, row_bytes apart; row
+     * p % slots holds position p; keys / vals point at the head's first
+     * element in row 0 (a block boundary: D is a multiple of 32 for Q8_0).
+     * For each query i < nq (q + i*D):
+     *   s[i*ld_s + j] = q_i . K[lo + j]                 for j < n
+     *   out[i*D ..]   = sum_j s[i*ld_s + j] V[lo + j]
+     * with K and V dequantized exactly and q, s, out in f32. The nq queries
+     * share one GQA group's keys and values: each row is read from memory
+     * once for all of them. */
+    g3_attn_scores_fn attn_scores[G3_TYPE_COUNT];
+    g3_attn_values_fn attn_values[G3_TYPE_COUNT];
 } g3_kernels;
 
 /* The table of a path; NULL when this build has no such path. */

@@ -650,8 +650,10 @@ static void add(float *y, const float *x, uint32_t n) {
  * registers; other sizes go through dot/axpy. The ring is walked as runs. */
 #define ATTN_MAX_V 16
 
-static void attn_scores(const float *q, const float *keys, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
+static void attn_scores_f32_one(const float *q, const uint8_t *key_bytes, size_t row_bytes, uint32_t slots, uint32_t lo, uint32_t n,
                         uint32_t D, float *s) {
+    const float *keys = (const float *)key_bytes;
+    const size_t stride = row_bytes / sizeof(float);
     if (D % 8 != 0 || D > 8 * ATTN_MAX_V) {
         for (uint32_t j = 0; j < n; j++) s[j] = dot(q, keys + (size_t)((lo + j) % slots) * stride, D);
         return;
@@ -664,8 +666,10 @@ static void attn_scores(const float *q, const float *keys, size_t stride, uint32
     }
 }
 
-static void attn_values(const float *s, const float *vals, size_t stride, uint32_t slots, uint32_t lo, uint32_t n,
+static void attn_values_f32_one(const float *s, const uint8_t *val_bytes, size_t row_bytes, uint32_t slots, uint32_t lo, uint32_t n,
                         uint32_t D, float *out) {
+    const float *vals = (const float *)val_bytes;
+    const size_t stride = row_bytes / sizeof(float);
     if (D % 8 != 0 || D > 8 * ATTN_MAX_V) {
         memset(out, 0, sizeof(float) * D);
         for (uint32_t j = 0; j < n; j++) axpy(out, s[j], vals + (size_t)((lo + j) % slots) * stride, D);
@@ -684,6 +688,16 @@ static void attn_values(const float *s, const float *vals, size_t stride, uint32
         j += run;
     }
     for (uint32_t v = 0; v < nv; v++) _mm256_storeu_ps(out + 8 * v, acc[v]);
+}
+
+static void attn_scores_f32(const float *q, uint32_t nq, const uint8_t *keys, size_t row_bytes, uint32_t slots,
+                            uint32_t lo, uint32_t n, uint32_t D, float *s, size_t ld_s) {
+    for (uint32_t i = 0; i < nq; i++) attn_scores_f32_one(q + (size_t)i * D, keys, row_bytes, slots, lo, n, D, s + i * ld_s);
+}
+
+static void attn_values_f32(const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals, size_t row_bytes,
+                            uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out) {
+    for (uint32_t i = 0; i < nq; i++) attn_values_f32_one(s + i * ld_s, vals, row_bytes, slots, lo, n, D, out + (size_t)i * D);
 }
 
 const g3_kernels g3_kernels_avx2 = {
@@ -710,6 +724,6 @@ const g3_kernels g3_kernels_avx2 = {
     .dot = dot,
     .axpy = axpy,
     .add = add,
-    .attn_scores = attn_scores,
-    .attn_values = attn_values,
+    .attn_scores = {[G3_TYPE_F32] = attn_scores_f32},
+    .attn_values = {[G3_TYPE_F32] = attn_values_f32},
 };

@@ -84,17 +84,70 @@ static void add_ref(float *y, const float *x, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-/* serial sums: what the engine computed before the SIMD paths existed */
-static void attn_scores_ref(const float *q, const float *keys, size_t stride, uint32_t slots, uint32_t lo,
-                            uint32_t n, uint32_t D, float *s) {
-    for (uint32_t j = 0; j < n; j++) s[j] = dot_ref(q, keys + (size_t)((lo + j) % slots) * stride, D);
+/* Attention. F32 keeps the serial sums the engine computed before the SIMD
+ * paths existed; the other cache types use the exact per-type dot product
+ * for scores and dequantize values a block at a time. */
+static const uint8_t *ring_row(const uint8_t *base, size_t row_bytes, uint32_t slots, uint32_t pos) {
+    return base + (size_t)(pos % slots) * row_bytes;
 }
 
-static void attn_values_ref(const float *s, const float *vals, size_t stride, uint32_t slots, uint32_t lo,
-                            uint32_t n, uint32_t D, float *out) {
-    for (uint32_t d = 0; d < D; d++) out[d] = 0.0f;
-    for (uint32_t j = 0; j < n; j++) axpy_ref(out, s[j], vals + (size_t)((lo + j) % slots) * stride, D);
+static void attn_scores_f32(const float *q, uint32_t nq, const uint8_t *keys, size_t row_bytes, uint32_t slots,
+                            uint32_t lo, uint32_t n, uint32_t D, float *s, size_t ld_s) {
+    for (uint32_t i = 0; i < nq; i++)
+        for (uint32_t j = 0; j < n; j++)
+            s[i * ld_s + j] = dot_ref(q + (size_t)i * D, (const float *)ring_row(keys, row_bytes, slots, lo + j), D);
 }
+
+static void attn_values_f32(const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals, size_t row_bytes,
+                            uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out) {
+    for (uint32_t i = 0; i < nq; i++) {
+        float *o = out + (size_t)i * D;
+        for (uint32_t d = 0; d < D; d++) o[d] = 0.0f;
+        for (uint32_t j = 0; j < n; j++)
+            axpy_ref(o, s[i * ld_s + j], (const float *)ring_row(vals, row_bytes, slots, lo + j), D);
+    }
+}
+
+static void attn_scores_typed(uint32_t type, const float *q, uint32_t nq, const uint8_t *keys, size_t row_bytes,
+                              uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *s, size_t ld_s) {
+    const g3_type_ops *ops = g3_type_ops_get(type);
+    for (uint32_t i = 0; i < nq; i++)
+        for (uint32_t j = 0; j < n; j++)
+            s[i * ld_s + j] = ops->dot_f32(ring_row(keys, row_bytes, slots, lo + j), q + (size_t)i * D, D);
+}
+
+static void attn_values_typed(uint32_t type, const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals,
+                              size_t row_bytes, uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out) {
+    const g3_type_ops *ops = g3_type_ops_get(type);
+    const g3_type_info *ti = g3_type_info_get(type);
+    const uint32_t per = ti->block_size, block_bytes = ti->block_bytes; /* blocks of 1 or 32 values */
+    float tmp[32];
+    for (uint32_t i = 0; i < nq; i++) {
+        float *o = out + (size_t)i * D;
+        for (uint32_t d = 0; d < D; d++) o[d] = 0.0f;
+        for (uint32_t j = 0; j < n; j++) {
+            const uint8_t *row = ring_row(vals, row_bytes, slots, lo + j);
+            for (uint32_t d = 0; d < D; d += 32) {
+                const uint32_t m = D - d < 32 ? D - d : 32;
+                ops->to_float(row + (size_t)(d / per) * block_bytes, tmp, m);
+                axpy_ref(o + d, s[i * ld_s + j], tmp, m);
+            }
+        }
+    }
+}
+
+#define ATTN_WRAPPERS(T, name)                                                                                 \
+    static void attn_scores_##name(const float *q, uint32_t nq, const uint8_t *keys, size_t rb, uint32_t slots, \
+                                   uint32_t lo, uint32_t n, uint32_t D, float *s, size_t ld_s) {               \
+        attn_scores_typed(T, q, nq, keys, rb, slots, lo, n, D, s, ld_s);                                       \
+    }                                                                                                          \
+    static void attn_values_##name(const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals, size_t rb,    \
+                                   uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out) {          \
+        attn_values_typed(T, s, ld_s, nq, vals, rb, slots, lo, n, D, out);                                     \
+    }
+ATTN_WRAPPERS(G3_TYPE_F16, f16)
+ATTN_WRAPPERS(G3_TYPE_BF16, bf16)
+ATTN_WRAPPERS(G3_TYPE_Q8_0, q8_0)
 
 const g3_kernels g3_kernels_scalar = {
     .path = G3_CPU_SCALAR,
@@ -117,8 +170,10 @@ const g3_kernels g3_kernels_scalar = {
     .dot = dot_ref,
     .axpy = axpy_ref,
     .add = add_ref,
-    .attn_scores = attn_scores_ref,
-    .attn_values = attn_values_ref,
+    .attn_scores = {[G3_TYPE_F32] = attn_scores_f32, [G3_TYPE_F16] = attn_scores_f16,
+                    [G3_TYPE_BF16] = attn_scores_bf16, [G3_TYPE_Q8_0] = attn_scores_q8_0},
+    .attn_values = {[G3_TYPE_F32] = attn_values_f32, [G3_TYPE_F16] = attn_values_f16,
+                    [G3_TYPE_BF16] = attn_values_bf16, [G3_TYPE_Q8_0] = attn_values_q8_0},
 };
 
 const g3_kernels *g3_kernels_get(g3_cpu_path path) {
