@@ -100,10 +100,11 @@ typedef struct g3_context_params {
     uint32_t n_ubatch;  /* tokens per forward pass chunk; 0 = 512 */
     uint32_t n_threads; /* worker threads; 0 = physical cores */
     g3_kv_type kv_type; /* 0 = f32 */
+    bool skip_memory_check; /* allocate even above the memory available (--force) */
 } g3_context_params;
 
 /* Fails (before allocating) when the KV cache and scratch would not fit in
- * the memory available, when n_threads exceeds the CPUs this process may
+ * the memory available (unless skip_memory_check), when n_threads exceeds the CPUs this process may
  * run on, or when G3_CPU names a kernel path the CPU lacks. */
 int g3_context_new(const g3_model *model, const g3_context_params *params, g3_context **out,
                    g3_error *err);
@@ -114,8 +115,9 @@ int g3_context_memory(const g3_model *model, const g3_context_params *params, ui
 void g3_context_free(g3_context *ctx);
 uint32_t g3_context_n_past(const g3_context *ctx);
 uint32_t g3_context_n_ctx(const g3_context *ctx);
-/* Forgets everything after the first n_keep positions (for a rollback that
- * reaches past the sliding-window slack, the caller must re-evaluate). */
+/* Forgets everything after the first n_keep positions. A rollback that
+ * reaches past the sliding-window slack fails (the caller re-evaluates);
+ * n_keep = 0 always succeeds. */
 int g3_context_truncate(g3_context *ctx, uint32_t n_keep, g3_error *err);
 
 /* Appends n tokens. logits: NULL for none; with all_logits, room for

@@ -114,7 +114,9 @@ int g3_plan_model(const g3_model *model, const g3_plan_params *params, g3_plan *
 /* Prints the arithmetic behind a plan (layers, window, heads, per-type bytes). */
 void g3_plan_print_arithmetic(const g3_plan *plan, FILE *out);
 
-/* MemAvailable from /proc/meminfo. */
+/* Memory the process can have: MemAvailable from /proc/meminfo, capped by
+ * the cgroup's memory.max (containers) and by G3_MEM_LIMIT=BYTES (K/M/G
+ * suffixes allowed) when set. The context allocator checks the same. */
 int g3_plan_mem_available(uint64_t *bytes, g3_error *err);
 
 /* 0 when total_bytes fits in `available` bytes; else -1 with a message that

@@ -289,7 +289,8 @@ static void test_warnings_and_fit(void **state) {
     g3_error err;
     assert_int_equal(g3_plan_check_fit(&ok, ok.total_bytes, &err), 0);
     assert_int_equal(g3_plan_check_fit(&ok, ok.total_bytes - 1, &err), -1);
-    assert_non_null(strstr(err.msg, "GB available"));
+    assert_non_null(strstr(err.msg, "available"));
+    assert_non_null(strstr(err.msg, "needs"));
     g3_plan_params bad = {.n_ctx = G3_PLAN_MAX_CTX + 1};
     assert_int_equal(g3_plan_builtin("1b", G3_FTYPE_Q4_0, &bad, &p, &err), -1);
     assert_int_equal(g3_plan_builtin("2b", G3_FTYPE_Q4_0, NULL, &p, &err), -1);
@@ -374,6 +375,37 @@ static void test_cli(void **state) {
     free(text);
 }
 
+/* run plans before it loads: a context far past the trained length (512
+ * for the tiny shape) is refused, one past it warns; a plan above the
+ * memory available (G3_MEM_LIMIT here) is refused with the numbers unless
+ * --force; a bad --kv-type names the flag. */
+static void test_run_preflight(void **state) {
+    (void)state;
+    static const struct {
+        const char *env, *args;
+        int status;
+        const char *expect;
+    } cases[] = {
+        {"", "-c 4096", 1, "more than 4 times the model's trained context length (512)"},
+        {"", "-c 1024", 0, "longer than the model's trained context length 512"},
+        {"G3_MEM_LIMIT=4M", "", 1, "but the machine has 4.2 MB available"},
+        {"G3_MEM_LIMIT=4M", "--force", 0, "loading anyway (--force)"},
+        {"", "--kv-type q4_0", 2, "--kv-type must be f16, bf16, q8_0 or f32, got 'q4_0'"},
+        {"", "--kv-type q8_0 -v", 0, "q8_0 KV"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "%s %s run -m %s -p hi -n 2 --temp 0 %s 2>&1", cases[i].env, G3_BINARY, TINY_Q8,
+                 cases[i].args);
+        int status;
+        char *out = tu_run(cmd, &status);
+        assert_non_null(out);
+        if (status != cases[i].status || !strstr(out, cases[i].expect))
+            fail_msg("%s: status %d (expected %d), output:\n%s", cmd, status, cases[i].status, out);
+        free(out);
+    }
+}
+
 int main(void) {
 #if defined(__GLIBC__)
     /* Large buffers always mapped and unmapped: memory freed by one
@@ -391,6 +423,7 @@ int main(void) {
         cmocka_unit_test(test_resident_memory_is_the_plan_q8_0),
         cmocka_unit_test(test_warnings_and_fit),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_run_preflight),
     };
     return cmocka_run_group_tests(tests, make_tiny, NULL);
 }

@@ -37,7 +37,7 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
         return 1;
     }
     if (strcmp(a, "--force") == 0) {
-        o->force = true;
+        o->force = o->cp.skip_memory_check = true;
         return 1;
     }
     bool ours = false;

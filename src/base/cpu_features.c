@@ -1,5 +1,6 @@
 #include "base/cpu_features.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -146,7 +147,7 @@ uint32_t g3_cpu_physical_cores(void) {
     return n ? n : 1;
 }
 
-uint64_t g3_mem_available_bytes(void) {
+static uint64_t meminfo_available(void) {
     FILE *f = fopen("/proc/meminfo", "r");
     if (f) {
         char line[256];
@@ -154,13 +155,51 @@ uint64_t g3_mem_available_bytes(void) {
         while (fgets(line, sizeof line, f)) {
             if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
                 fclose(f);
-                return (uint64_t)kb * 1024;
+                return kb > UINT64_MAX / 1024 ? UINT64_MAX : (uint64_t)kb * 1024;
             }
         }
         fclose(f);
     }
     long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+/* One number from a file such as /sys/fs/cgroup/memory.max; 0 if absent
+ * or not a number ("max"). */
+static uint64_t read_u64_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    unsigned long long v = 0;
+    if (fscanf(f, "%llu", &v) != 1) v = 0;
+    fclose(f);
+    return v;
+}
+
+uint64_t g3_mem_available_bytes(void) {
+    uint64_t avail = meminfo_available();
+    /* in a container, the cgroup's limit is what the process can really get */
+    const uint64_t max = read_u64_file("/sys/fs/cgroup/memory.max");
+    if (max) {
+        const uint64_t cur = read_u64_file("/sys/fs/cgroup/memory.current");
+        const uint64_t room = max > cur ? max - cur : 0;
+        if (!avail || room < avail) avail = room;
+    }
+    /* G3_MEM_LIMIT=BYTES (K/M/G suffixes): plan within less, e.g. to leave
+     * room for other programs */
+    const char *env = getenv("G3_MEM_LIMIT");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        double v = strtod(env, &end);
+        const double unit = *end == 'K' || *end == 'k' ? 1024.0 : *end == 'M' || *end == 'm' ? 1048576.0
+                            : *end == 'G' || *end == 'g' ? 1073741824.0 : 1.0;
+        if (!errno && v >= 0 && end != env) {
+            v *= unit;
+            const uint64_t limit = v >= 1.8e19 ? UINT64_MAX : (uint64_t)v;
+            if (limit < avail || !avail) avail = limit;
+        }
+    }
+    return avail;
 }
 
 int g3_system_info_get(g3_system_info *out, g3_error *err) {

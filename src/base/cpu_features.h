@@ -56,8 +56,9 @@ const char *g3_cpu_path_name(g3_cpu_path path);
 uint32_t g3_cpu_usable_cpus(void);
 uint32_t g3_cpu_physical_cores(void);
 
-/* Memory the system can give without swapping (MemAvailable), in bytes;
- * 0 if unknown. */
+/* Memory the system can give without swapping (MemAvailable), capped by
+ * the cgroup limit and G3_MEM_LIMIT (see gemma3_plan.h), in bytes; 0 if
+ * unknown. */
 uint64_t g3_mem_available_bytes(void);
 
 #endif

@@ -177,15 +177,13 @@ g3_conversation *g3_session_conversation(g3_session *s) { return &s->conv; }
 const float *g3_session_logits(const g3_session *s) { return s->logits; }
 const g3_tokenizer *g3_session_tokenizer(const g3_session *s) { return s->tok; }
 
-/* Rolls the cache back to n_keep tokens; a fresh context when the sliding
- * window no longer holds what a rollback needs. */
+/* Rolls the cache back to n_keep tokens; back to empty when the sliding
+ * window no longer holds what a rollback needs (the same buffers: a second
+ * cache is never allocated beside the first). */
 static int rollback(g3_session *s, size_t n_keep, g3_error *err) {
     if (n_keep < s->n_kv_ids && g3_context_truncate(s->ctx, (uint32_t)n_keep, err)) {
-        g3_context *fresh;
-        if (g3_context_new(s->model, &s->cp, &fresh, err)) return -1;
-        g3_context_free(s->ctx);
-        s->ctx = fresh;
         n_keep = 0;
+        if (g3_context_truncate(s->ctx, 0, err)) return -1; /* cannot fail: kept for the contract */
     }
     if (n_keep < s->n_kv_ids) s->n_kv_ids = n_keep;
     return 0;

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "base/checked_math.h"
+#include "base/cpu_features.h"
 #include "base/error.h"
 #include "model/gemma3_config.h"
 #include "model/gemma3_model.h"
@@ -423,24 +424,24 @@ void g3_plan_print_arithmetic(const g3_plan *p, FILE *out) {
 }
 
 int g3_plan_mem_available(uint64_t *bytes, g3_error *err) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return g3_fail(err, "cannot read /proc/meminfo");
-    char line[256];
-    unsigned long long kb = 0;
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f))
-        found = sscanf(line, "MemAvailable: %llu kB", &kb) == 1;
-    fclose(f);
-    if (!found) return g3_fail(err, "/proc/meminfo has no MemAvailable line");
-    *bytes = sat_mul(kb, 1024);
+    *bytes = g3_mem_available_bytes();
+    if (*bytes == 0 && !getenv("G3_MEM_LIMIT")) return g3_fail(err, "cannot tell how much memory is available");
     return 0;
+}
+
+/* "1.23 GB" or "8.7 MB": small plans stay readable */
+static const char *fmt_size(char buf[32], uint64_t bytes) {
+    if (bytes >= 1000000000ull) snprintf(buf, 32, "%.2f GB", bytes / 1e9);
+    else snprintf(buf, 32, "%.1f MB", bytes / 1e6);
+    return buf;
 }
 
 int g3_plan_check_fit(const g3_plan *p, uint64_t available, g3_error *err) {
     if (p->total_bytes <= available) return 0;
-    return g3_fail(err,
-                   "%s %s at context %u needs %.2f GB (weights %.2f + KV %.2f + scratch %.2f), "
-                   "but the machine has %.2f GB available",
-                   p->model, p->format, p->n_ctx, p->total_bytes / 1e9, p->weights_bytes / 1e9,
-                   p->kv_window_bytes / 1e9, p->scratch_bytes / 1e9, available / 1e9);
+    char t[32], w[32], k[32], sc[32], a[32];
+    return g3_fail(err, "%s %s at context %u with a %s KV cache needs %s (weights %s + KV %s + scratch %s), "
+                        "but the machine has %s available",
+                   p->model, p->format, p->n_ctx, g3_kv_type_name(p->kv_type), fmt_size(t, p->total_bytes),
+                   fmt_size(w, p->weights_bytes), fmt_size(k, p->kv_window_bytes), fmt_size(sc, p->scratch_bytes),
+                   fmt_size(a, available));
 }
