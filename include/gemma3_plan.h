@@ -75,7 +75,7 @@ typedef struct g3_plan_params {
 
 typedef struct g3_plan {
     char model[64];  /* "27b", or the file's name */
-    char format[16]; /* "q4_0" (from general.file_type for files; "mixed" if unknown) */
+    char format[16]; /* "q4_0" (from general.file_type for files; "unknown" without one) */
     g3_kv_type kv_type;
     uint32_t n_ctx, n_ubatch, n_parallel;
 

@@ -313,7 +313,7 @@ static void file_format(const g3_gguf *g, char *buf, size_t size) {
     g3_error ignore;
     if (!g3_gguf_find_kv(g, "general.file_type") ||
         g3_gguf_get_u32(g, "general.file_type", true, 0, &ft, &ignore)) {
-        snprintf(buf, size, "mixed");
+        snprintf(buf, size, "unknown"); /* no general.file_type */
         return;
     }
     static const struct { uint32_t id; const char *name; } other[] = {

@@ -116,7 +116,24 @@ static size_t plan_tensors(const shape *s, uint32_t n_vocab, uint32_t type, tens
     return n;
 }
 
-static int write_hparams(g3_gguf_writer *w, const shape *s, uint64_t seed, const char *type_name,
+/* llama.cpp's general.file_type ("mostly TYPE") for the matrices' type;
+ * UINT32_MAX when it has none. */
+static uint32_t file_type_of(uint32_t type) {
+    switch (type) {
+    case G3_TYPE_F32: return 0;
+    case G3_TYPE_F16: return 1;
+    case G3_TYPE_Q4_0: return 2;
+    case G3_TYPE_Q8_0: return 7;
+    case G3_TYPE_Q5_0: return 8;
+    case G3_TYPE_Q4_K: return 14; /* Q4_K_S: every matrix Q4_K */
+    case G3_TYPE_Q5_K: return 16; /* Q5_K_S */
+    case G3_TYPE_Q6_K: return 18;
+    case G3_TYPE_BF16: return 32;
+    }
+    return UINT32_MAX;
+}
+
+static int write_hparams(g3_gguf_writer *w, const shape *s, uint64_t seed, uint32_t type, const char *type_name,
                          g3_error *err) {
     char name[128];
     snprintf(name, sizeof name, "gemma-chat test model %s %s seed %llu", s->name, type_name,
@@ -134,6 +151,8 @@ static int write_hparams(g3_gguf_writer *w, const shape *s, uint64_t seed, const
         g3_gguf_writer_kv_f32(w, "gemma3.attention.layer_norm_rms_epsilon", 1e-6f, err) ||
         g3_gguf_writer_kv_u32(w, "gemma3.attention.sliding_window", s->window, err) ||
         g3_gguf_writer_kv_f32(w, "gemma3.rope.freq_base", 1e6f, err))
+        return -1;
+    if (file_type_of(type) != UINT32_MAX && g3_gguf_writer_kv_u32(w, "general.file_type", file_type_of(type), err))
         return -1;
     if (s->rope_scale != 1.0f &&
         (g3_gguf_writer_kv_str(w, "gemma3.rope.scaling.type", "linear", err) ||
@@ -232,7 +251,7 @@ static int write_model(const g3_test_model_params *p, const shape *s, uint32_t t
     g3_gguf_writer *w = g3_gguf_writer_open(p->out_path, err);
     if (!w) return -1;
     char tn[32];
-    if (write_hparams(w, s, p->seed, g3_type_name(type, tn), err) ||
+    if (write_hparams(w, s, p->seed, type, g3_type_name(type, tn), err) ||
         (vocab ? copy_tokenizer(w, vocab, err) : g3_test_vocab_write(w, n_vocab, err))) {
         g3_gguf_writer_abort(w);
         return -1;
