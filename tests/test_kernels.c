@@ -364,43 +364,161 @@ static void test_vector_ops(void **state) {
     }
 }
 
-/* ---- attention over a ring of keys/values ---- */
+/* ---- attention over a ring of typed keys/values ---- */
+
+static const uint32_t k_kvtypes[] = {G3_TYPE_F32, G3_TYPE_F16, G3_TYPE_BF16, G3_TYPE_Q8_0};
+
+/* A KV ring as the cache lays it out: `slots` rows of `heads` heads of D
+ * values in `type`, converted from random f32 by the reference; kf / vf
+ * hold the dequantized values of one head for the error scales. */
+typedef struct kv_ring {
+    uint32_t type, D, slots, heads;
+    size_t head_bytes, row_bytes;
+    uint8_t *k, *v;
+    float *kf, *vf; /* [slots][D] of head `head` */
+    uint32_t head;
+} kv_ring;
+
+static kv_ring make_kv_ring(uint32_t type, uint32_t D, uint32_t slots, uint32_t heads, uint32_t head) {
+    kv_ring r = {type, D, slots, heads, 0, 0, NULL, NULL, NULL, NULL, head};
+    uint64_t hb;
+    assert_int_equal(g3_type_row_bytes(type, D, &hb, NULL), 0);
+    r.head_bytes = hb;
+    r.row_bytes = heads * r.head_bytes;
+    /* exactly the ring, so that ASan sees a read past the last head */
+    r.k = malloc(slots * r.row_bytes);
+    r.v = malloc(slots * r.row_bytes);
+    r.kf = malloc(sizeof(float) * slots * D);
+    r.vf = malloc(sizeof(float) * slots * D);
+    float *tmp = malloc(sizeof(float) * D);
+    const g3_type_ops *ops = g3_type_ops_get(type);
+    for (uint32_t s = 0; s < slots; s++)
+        for (uint32_t h = 0; h < heads; h++) {
+            uint8_t *kp = r.k + s * r.row_bytes + h * r.head_bytes, *vp = r.v + s * r.row_bytes + h * r.head_bytes;
+            for (uint32_t d = 0; d < D; d++) tmp[d] = gauss();
+            ops->from_float(tmp, kp, D);
+            for (uint32_t d = 0; d < D; d++) tmp[d] = gauss();
+            ops->from_float(tmp, vp, D);
+            if (h == head) {
+                ops->to_float(kp, r.kf + (size_t)s * D, D);
+                ops->to_float(vp, r.vf + (size_t)s * D, D);
+            }
+        }
+    free(tmp);
+    return r;
+}
+
+static void free_kv_ring(kv_ring *r) {
+    free(r->k); free(r->v); free(r->kf); free(r->vf);
+}
+
+#define ATTN_LD 32       /* ld_s of the score rows (> n, to see stray writes) */
+#define ATTN_SENTINEL 12345.0f
+
+/* The scores of nq queries against positions lo .. lo+n-1 of the tested head. */
+static void ring_scores(const g3_kernels *k, const kv_ring *r, const float *q, uint32_t nq, uint32_t lo, uint32_t n,
+                        float *s) {
+    for (uint32_t i = 0; i < nq * ATTN_LD; i++) s[i] = ATTN_SENTINEL;
+    k->attn_scores[r->type](q, nq, r->k + r->head * r->head_bytes, r->row_bytes, r->slots, lo, n, r->D, s, ATTN_LD);
+}
+
+static void ring_values(const g3_kernels *k, const kv_ring *r, const float *s, uint32_t nq, uint32_t lo, uint32_t n,
+                        float *out) {
+    k->attn_values[r->type](s, ATTN_LD, nq, r->v + r->head * r->head_bytes, r->row_bytes, r->slots, lo, n, r->D, out);
+}
+
+/* Compares nq x n scores with the reference, each within float rounding of
+ * sum_d |q_d k_d|, and checks nothing was written between n and ld_s. */
+static void check_scores(const char *what, const kv_ring *r, const float *q, uint32_t nq, uint32_t lo, uint32_t n,
+                         const float *got, const float *want) {
+    for (uint32_t i = 0; i < nq; i++) {
+        for (uint32_t j = 0; j < n; j++) {
+            const float *kr = r->kf + (size_t)((lo + j) % r->slots) * r->D;
+            double scale = 0;
+            for (uint32_t d = 0; d < r->D; d++) scale += fabs((double)q[i * r->D + d] * kr[d]);
+            char msg[320];
+            snprintf(msg, sizeof msg, "%s query %u key %u", what, i, j);
+            check_close(msg, got[i * ATTN_LD + j], want[i * ATTN_LD + j], 4 * scale);
+        }
+        for (uint32_t j = n; j < ATTN_LD; j++)
+            if (got[i * ATTN_LD + j] != ATTN_SENTINEL) fail_msg("%s query %u: wrote score %u >= n = %u", what, i, j, n);
+    }
+}
+
+/* Likewise for the outputs, within rounding of sum_j |s_j V_j[d]|. */
+static void check_values(const char *what, const kv_ring *r, const float *s, uint32_t nq, uint32_t lo, uint32_t n,
+                         const float *got, const float *want) {
+    for (uint32_t i = 0; i < nq; i++)
+        for (uint32_t d = 0; d < r->D; d++) {
+            double scale = 0;
+            for (uint32_t j = 0; j < n; j++)
+                scale += fabs((double)s[i * ATTN_LD + j] * r->vf[(size_t)((lo + j) % r->slots) * r->D + d]);
+            char msg[320];
+            snprintf(msg, sizeof msg, "%s query %u [%u]", what, i, d);
+            check_close(msg, got[i * r->D + d], want[i * r->D + d], 4 * scale);
+        }
+}
+
+/* One (path, ring, nq, window): scores and values against the reference,
+ * and each query's results against the same query run alone. */
+static void check_attention_case(const g3_kernels *k, const kv_ring *r, uint32_t nq, uint32_t lo, uint32_t n) {
+    const uint32_t D = r->D;
+    char what[128];
+    snprintf(what, sizeof what, "%s attn %s D=%u nq=%u lo=%u n=%u", g3_cpu_path_name(k->path),
+             g3_type_info_get(r->type)->name, D, nq, lo, n);
+    /* buffers of exactly their size, so that ASan sees stray accesses */
+    float *q = malloc(sizeof(float) * nq * D);
+    float *s_ref = malloc(sizeof(float) * nq * ATTN_LD), *s_got = malloc(sizeof(float) * nq * ATTN_LD);
+    float *o_ref = malloc(sizeof(float) * nq * D), *o_got = malloc(sizeof(float) * nq * D);
+    float *s_one = malloc(sizeof(float) * ATTN_LD), *o_one = malloc(sizeof(float) * D);
+    for (uint32_t i = 0; i < nq * D; i++) q[i] = gauss();
+
+    ring_scores(&g3_kernels_scalar, r, q, nq, lo, n, s_ref);
+    ring_scores(k, r, q, nq, lo, n, s_got);
+    check_scores(what, r, q, nq, lo, n, s_got, s_ref);
+    for (uint32_t i = 0; i < nq; i++) { /* query i alone gives the same row */
+        ring_scores(k, r, q + (size_t)i * D, 1, lo, n, s_one);
+        char alone[160];
+        snprintf(alone, sizeof alone, "%s (query %u alone)", what, i);
+        check_scores(alone, r, q + (size_t)i * D, 1, lo, n, s_one, s_got + i * ATTN_LD);
+    }
+
+    for (uint32_t i = 0; i < nq; i++) g3_kernels_scalar.softmax(s_ref + i * ATTN_LD, n);
+    ring_values(&g3_kernels_scalar, r, s_ref, nq, lo, n, o_ref);
+    for (uint32_t i = 0; i < nq * D; i++) o_got[i] = ATTN_SENTINEL; /* the kernel overwrites, not adds */
+    ring_values(k, r, s_ref, nq, lo, n, o_got);
+    check_values(what, r, s_ref, nq, lo, n, o_got, o_ref);
+    for (uint32_t i = 0; i < nq; i++) {
+        ring_values(k, r, s_ref + i * ATTN_LD, 1, lo, n, o_one);
+        char alone[160];
+        snprintf(alone, sizeof alone, "%s (query %u alone)", what, i);
+        check_values(alone, r, s_ref + i * ATTN_LD, 1, lo, n, o_one, o_got + (size_t)i * D);
+    }
+    free(q); free(s_ref); free(s_got); free(o_ref); free(o_got); free(s_one); free(o_one);
+}
 
 static void test_attention(void **state) {
     const g3_kernels *paths[2];
     size_t np = simd_paths(paths);
-    const uint32_t dims[] = {256, 32, 40, 12}, slots = 23, stride = 300;
-    float *keys = malloc(sizeof(float) * slots * stride), *vals = malloc(sizeof(float) * slots * stride);
-    for (uint32_t i = 0; i < slots * stride; i++) {
-        keys[i] = gauss();
-        vals[i] = gauss();
-    }
-    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
-        const uint32_t D = dims[di];
-        float q[256], s_ref[32], s_got[32], o_ref[256], o_got[256];
-        for (uint32_t d = 0; d < D; d++) q[d] = gauss();
-        /* lo = 17, n = 19: the run wraps the ring after 6 keys */
-        g3_kernels_scalar.attn_scores[G3_TYPE_F32](q, 1, (const uint8_t *)(keys + 7), stride * sizeof(float), slots, 17, 19, D, s_ref, 32);
-        for (size_t p = 0; p < np; p++) {
-            paths[p]->attn_scores[G3_TYPE_F32](q, 1, (const uint8_t *)(keys + 7), stride * sizeof(float), slots, 17, 19, D, s_got, 32);
-            for (uint32_t j = 0; j < 19; j++) {
-                double scale = 0;
-                for (uint32_t d = 0; d < D; d++) scale += fabs((double)q[d] * keys[(size_t)((17 + j) % slots) * stride + 7 + d]);
-                check_close("attn_scores", s_got[j], s_ref[j], 4 * scale);
-            }
-            g3_kernels_scalar.softmax(s_ref, 19);
-            g3_kernels_scalar.attn_values[G3_TYPE_F32](s_ref, 32, 1, (const uint8_t *)(vals + 7), stride * sizeof(float), slots, 17, 19, D, o_ref);
-            paths[p]->attn_values[G3_TYPE_F32](s_ref, 32, 1, (const uint8_t *)(vals + 7), stride * sizeof(float), slots, 17, 19, D, o_got);
-            for (uint32_t d = 0; d < D; d++) {
-                double scale = 0;
-                for (uint32_t j = 0; j < 19; j++) scale += fabs((double)s_ref[j] * vals[(size_t)((17 + j) % slots) * stride + 7 + d]);
-                check_close("attn_values", o_got[d], o_ref[d], 4 * scale);
-            }
-            g3_kernels_scalar.attn_scores[G3_TYPE_F32](q, 1, (const uint8_t *)(keys + 7), stride * sizeof(float), slots, 17, 19, D, s_ref, 32);
+    const uint32_t dims[] = {256, 128, 64, 32, 40, 12}, nqs[] = {1, 2, 3, 4, 8};
+    /* (lo, n) windows of a ring of 23 slots: wrapping after 6 rows, the
+     * whole ring in order and wrapped, one row at the ring's last slot */
+    const uint32_t slots = 23, windows[][2] = {{17, 19}, {0, 23}, {28, 23}, {45, 1}};
+    for (size_t ti = 0; ti < sizeof k_kvtypes / sizeof k_kvtypes[0]; ti++) {
+        const uint32_t type = k_kvtypes[ti];
+        for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+            const uint32_t D = dims[di];
+            if (D % g3_type_info_get(type)->block_size) continue;
+            /* three heads per row; the last one is tested, so the ring's
+             * last row ends the buffer */
+            kv_ring r = make_kv_ring(type, D, slots, 3, 2);
+            for (size_t p = 0; p < np; p++)
+                for (size_t qi = 0; qi < sizeof nqs / sizeof nqs[0]; qi++)
+                    for (size_t wi = 0; wi < sizeof windows / sizeof windows[0]; wi++)
+                        check_attention_case(paths[p], &r, nqs[qi], windows[wi][0], windows[wi][1]);
+            free_kv_ring(&r);
         }
     }
-    free(keys);
-    free(vals);
 }
 
 /* ---- thread pool ---- */
