@@ -14,7 +14,8 @@
  *
  * Sizes come from the memory planner (model/memory_plan.h): each layer's
  * buffers are g3_plan_kv_tensor_bytes, so `gemma-chat plan` reports what
- * this allocates. Every page is written at creation: the memory is really
+ * this allocates (one mapping for all layers, huge pages where the
+ * system grants them; see kv_cache.c). Every page is written at creation: the memory is really
  * taken when the context is made, not discovered missing in the middle of
  * a conversation, and the resident size matches the plan from the start. */
 #ifndef G3_MODEL_KV_CACHE_H
@@ -35,8 +36,10 @@ typedef struct g3_kv_cache {
     size_t head_bytes;  /* bytes of one head's part of a row */
     uint32_t n_ctx;
     uint32_t *n_slots;  /* per layer: n_ctx (global) or min(n_ctx, window + slack) */
-    uint8_t **k;        /* per layer: n_slots rows */
+    uint8_t **k;        /* per layer: n_slots rows (inside region) */
     uint8_t **v;
+    uint8_t *region;    /* one mapping holding every layer's keys and values */
+    size_t region_bytes;
     uint64_t bytes;     /* keys + values allocated = g3_plan_kv_bytes(cfg, n_ctx, slack, type) */
     uint32_t n_past;    /* positions written: 0 .. n_past-1 */
     uint32_t n_valid_from; /* oldest position still recoverable after a truncate */
