@@ -9,8 +9,9 @@ bash scripts/build.sh
 ctest --test-dir build --output-on-failure -j"$(nproc)"
 # Everything that parses untrusted input (model files, text, saved
 # conversations, images, video, vision projectors) runs again under the
-# sanitizers.
-asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer test_conversation test_media test_vision)
+# sanitizers, with the SIMD kernels (masked loads and tails at buffer ends).
+asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer test_conversation test_media test_vision
+            test_kernels)
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG3_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" --target gemma-chat "${asan_tests[@]}"
 ctest --test-dir build-asan --output-on-failure -R "^($(IFS='|'; echo "${asan_tests[*]}"))\$"
