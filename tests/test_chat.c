@@ -80,14 +80,6 @@ static void test_template_matches_the_real_one(void **state) {
     g3_tokenizer_free(tok);
 }
 
-static g3_gen_params greedy(uint32_t n) {
-    g3_gen_params g = g3_gen_defaults();
-    g.sampler.temperature = 0.0f;
-    g.sampler.repeat_penalty = 1.0f;
-    g.max_new_tokens = n;
-    return g;
-}
-
 static void test_follow_up_prefills_only_new_tokens(void **state) {
     g3_model *model;
     g3_error err;
@@ -96,7 +88,7 @@ static void test_follow_up_prefills_only_new_tokens(void **state) {
     g3_session *a, *b;
     assert_int_equal(g3_session_new(model, &cp, &a, &err), 0);
     assert_int_equal(g3_session_new(model, &cp, &b, &err), 0);
-    g3_gen_params g = greedy(6);
+    g3_gen_params g = tu_greedy(6);
     g3_gen_stats s1, s2, sb;
     assert_int_equal(g3_session_send(a, "Hello, how are you?", &g, NULL, NULL, NULL, &s1, &err), 0);
     assert_int_equal(s1.n_reused, 0);
@@ -132,7 +124,7 @@ static void test_context_overflow(void **state) {
     g3_context_params cp = {.n_ctx = 40};
     g3_session *s;
     assert_int_equal(g3_session_new(model, &cp, &s, &err), 0);
-    g3_gen_params g = greedy(4);
+    g3_gen_params g = tu_greedy(4);
     char *long_text = (char *)tu_read_file(TINY "/prompts/long.txt", NULL);
     assert_int_equal(g3_session_send(s, long_text, &g, NULL, NULL, NULL, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "the context holds 40"));

@@ -82,14 +82,6 @@ static void test_eval_reproduces_the_golden_image_case(void **state) {
     eval_cli("--chunk 7");
 }
 
-static g3_gen_params greedy(uint32_t n) {
-    g3_gen_params g = g3_gen_defaults();
-    g.sampler.temperature = 0.0f;
-    g.sampler.repeat_penalty = 1.0f;
-    g.max_new_tokens = n;
-    return g;
-}
-
 static void test_session_with_an_image(void **state) {
     g3_model *model;
     g3_vision *vision;
@@ -102,7 +94,7 @@ static void test_session_with_an_image(void **state) {
     assert_int_equal(g3_session_set_vision(a, vision, G3_IMAGE_WRAP_GOLDEN, &err), 0);
     assert_int_equal(g3_session_set_vision(b, vision, G3_IMAGE_WRAP_GOLDEN, &err), 0);
     g3_part parts[2] = {{.type = G3_PART_IMAGE, .path = IMAGE}, {.type = G3_PART_TEXT, .text = "What is in this image?"}};
-    g3_gen_params g = greedy(1);
+    g3_gen_params g = tu_greedy(1);
     g3_gen_stats st;
     assert_int_equal(g3_session_send_parts(a, parts, 2, &g, NULL, NULL, NULL, &st, &err), 0);
     /* the prompt is the golden layout: its last logits row is the golden one */

@@ -84,3 +84,11 @@ float tu_randf(uint64_t *state) {
     *state = x;
     return (float)((x >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
+
+g3_gen_params tu_greedy(uint32_t n) {
+    g3_gen_params g = g3_gen_defaults();
+    g.sampler.temperature = 0.0f;
+    g.sampler.repeat_penalty = 1.0f;
+    g.max_new_tokens = n;
+    return g;
+}

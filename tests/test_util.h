@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemma3_chat.h"
+
 /* Reads a whole file into a malloc'd buffer (NUL-terminated); NULL on error. */
 uint8_t *tu_read_file(const char *path, size_t *size);
 
@@ -21,5 +23,9 @@ long tu_parse_int_array(const char *text, int64_t **out);
 
 /* Deterministic uniform float in [-1, 1) from a state (xorshift). */
 float tu_randf(uint64_t *state);
+
+/* Generation parameters for deterministic runs: at most n tokens, each the
+ * most likely one (temperature 0, no repeat penalty). */
+g3_gen_params tu_greedy(uint32_t n);
 
 #endif

@@ -29,6 +29,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "tensor/fp16_inline.h"
 #include "tensor/type_ops.h"
 
 #define QK_K 256
@@ -47,16 +48,6 @@
 #define Q6_K_QH 128
 #define Q6_K_SCALES 192
 #define Q6_K_D 208
-
-static inline float load_f16(const uint8_t *p) {
-    return g3_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
-}
-
-static inline void store_f16(uint8_t *p, float v) {
-    uint16_t h = g3_f32_to_f16(v);
-    p[0] = (uint8_t)(h & 0xff);
-    p[1] = (uint8_t)(h >> 8);
-}
 
 /* Round to nearest (ties to even, like ggml's nearest_int), clamped to
  * [lo, hi]; clamping before converting keeps NaN and huge values defined. */
@@ -114,7 +105,7 @@ static void k45_codes(const uint8_t *qs, const uint8_t *qh, uint8_t q[QK_K]) {
 static void k45_to_float(const uint8_t *b, const uint8_t *qs, const uint8_t *qh, float *dst) {
     uint8_t q[QK_K];
     k45_codes(qs, qh, q);
-    const float d = load_f16(b + K_D), dmin = load_f16(b + K_DMIN);
+    const float d = g3_load_f16_le(b + K_D), dmin = g3_load_f16_le(b + K_DMIN);
     for (int s = 0; s < 8; s++) {
         int sc, m;
         k4_scale_min(b + K_SCALES, s, &sc, &m);
@@ -126,7 +117,7 @@ static void k45_to_float(const uint8_t *b, const uint8_t *qs, const uint8_t *qh,
 static float k45_dot(const uint8_t *b, const uint8_t *qs, const uint8_t *qh, const float *x) {
     uint8_t q[QK_K];
     k45_codes(qs, qh, q);
-    const float d = load_f16(b + K_D), dmin = load_f16(b + K_DMIN);
+    const float d = g3_load_f16_le(b + K_D), dmin = g3_load_f16_le(b + K_DMIN);
     float sum = 0.0f;
     for (int s = 0; s < 8; s++) {
         int sc, m;
@@ -248,10 +239,10 @@ static void k45_quantize(const float *x, const k_search *ks, uint8_t *b, uint8_t
         m[s] = round_clamp(inv_min * min[s], 0, 63);
     }
     k4_pack_scales(sc, m, b + K_SCALES);
-    store_f16(b + K_D, max_scale / 63.0f);
-    store_f16(b + K_DMIN, max_min / 63.0f);
+    g3_store_f16_le(b + K_D, max_scale / 63.0f);
+    g3_store_f16_le(b + K_DMIN, max_min / 63.0f);
     /* Requantize against the scales as stored (6-bit, f16), not as fitted. */
-    const float d = load_f16(b + K_D), dmin = load_f16(b + K_DMIN);
+    const float d = g3_load_f16_le(b + K_D), dmin = g3_load_f16_le(b + K_DMIN);
     for (int s = 0; s < 8; s++) {
         const float ds = d * (float)sc[s], dm = dmin * (float)m[s];
         for (int l = 0; l < 32; l++)
@@ -356,7 +347,7 @@ void g3_q6_k_to_float(const void *src, float *dst, int64_t n) {
     uint8_t q[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, b += Q6_K_BYTES, dst += QK_K) {
         q6_k_codes(b, q);
-        const float d = load_f16(b + Q6_K_D);
+        const float d = g3_load_f16_le(b + Q6_K_D);
         const int8_t *sc = (const int8_t *)(b + Q6_K_SCALES);
         for (int s = 0; s < 16; s++) {
             const float ds = d * (float)sc[s];
@@ -371,7 +362,7 @@ float g3_q6_k_dot_f32(const void *w, const float *x, int64_t n) {
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++, b += Q6_K_BYTES, x += QK_K) {
         q6_k_codes(b, q);
-        const float d = load_f16(b + Q6_K_D);
+        const float d = g3_load_f16_le(b + Q6_K_D);
         const int8_t *sc = (const int8_t *)(b + Q6_K_SCALES);
         float block = 0.0f;
         for (int s = 0; s < 16; s++) {
@@ -436,8 +427,8 @@ static void q6_k_quantize_block(const float *x, uint8_t *b) {
     /* The sub-block scale of largest magnitude becomes -128, the longer side
      * of int8, for one more bit of resolution on the others. */
     const float iscale = -128.0f / max_scale;
-    store_f16(b + Q6_K_D, 1.0f / iscale);
-    const float d = load_f16(b + Q6_K_D);
+    g3_store_f16_le(b + Q6_K_D, 1.0f / iscale);
+    const float d = g3_load_f16_le(b + Q6_K_D);
     int8_t *sc = (int8_t *)(b + Q6_K_SCALES);
     uint8_t L[QK_K];
     for (int s = 0; s < 16; s++) {

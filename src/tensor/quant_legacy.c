@@ -21,22 +21,13 @@
 
 #include <math.h>
 
+#include "tensor/fp16_inline.h"
 #include "tensor/type_ops.h"
 
 #define QK 32
 #define Q8_0_BYTES 34
 #define Q4_0_BYTES 18
 #define Q5_0_BYTES 22
-
-static inline float load_f16(const uint8_t *p) {
-    return g3_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
-}
-
-static inline void store_f16(uint8_t *p, float v) {
-    uint16_t h = g3_f32_to_f16(v);
-    p[0] = (uint8_t)(h & 0xff);
-    p[1] = (uint8_t)(h >> 8);
-}
 
 static inline uint32_t load_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -71,7 +62,7 @@ static inline int floor_code(float t, int hi) {
 void g3_q8_0_to_float(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
     for (int64_t i = 0; i < n / QK; i++, b += Q8_0_BYTES, dst += QK) {
-        const float d = load_f16(b);
+        const float d = g3_load_f16_le(b);
         const int8_t *qs = (const int8_t *)(b + 2);
         for (int j = 0; j < QK; j++) dst[j] = (float)qs[j] * d;
     }
@@ -84,7 +75,7 @@ void g3_q8_0_from_float(const float *src, void *dst, int64_t n) {
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(src[j]));
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        store_f16(b, d);
+        g3_store_f16_le(b, d);
         int8_t *qs = (int8_t *)(b + 2);
         for (int j = 0; j < QK; j++) {
             float v = roundf(src[j] * id);
@@ -102,7 +93,7 @@ float g3_q8_0_dot_f32(const void *w, const float *x, int64_t n) {
         const int8_t *qs = (const int8_t *)(b + 2);
         float s = 0.0f;
         for (int j = 0; j < QK; j++) s += (float)qs[j] * x[j];
-        sum += load_f16(b) * s;
+        sum += g3_load_f16_le(b) * s;
     }
     return sum;
 }
@@ -112,7 +103,7 @@ float g3_q8_0_dot_f32(const void *w, const float *x, int64_t n) {
 void g3_q4_0_to_float(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
     for (int64_t i = 0; i < n / QK; i++, b += Q4_0_BYTES, dst += QK) {
-        const float d = load_f16(b);
+        const float d = g3_load_f16_le(b);
         const uint8_t *qs = b + 2;
         for (int j = 0; j < QK / 2; j++) {
             dst[j] = (float)((qs[j] & 0x0f) - 8) * d;
@@ -126,7 +117,7 @@ void g3_q4_0_from_float(const float *src, void *dst, int64_t n) {
     for (int64_t i = 0; i < n / QK; i++, b += Q4_0_BYTES, src += QK) {
         const float d = signed_absmax(src, QK) / -8.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        store_f16(b, d);
+        g3_store_f16_le(b, d);
         uint8_t *qs = b + 2;
         for (int j = 0; j < QK / 2; j++) {
             int lo = floor_code(src[j] * id + 8.5f, 15);
@@ -146,7 +137,7 @@ float g3_q4_0_dot_f32(const void *w, const float *x, int64_t n) {
             s += (float)((qs[j] & 0x0f) - 8) * x[j];
             s += (float)((qs[j] >> 4) - 8) * x[j + QK / 2];
         }
-        sum += load_f16(b) * s;
+        sum += g3_load_f16_le(b) * s;
     }
     return sum;
 }
@@ -167,7 +158,7 @@ void g3_q5_0_to_float(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
     int q[QK];
     for (int64_t i = 0; i < n / QK; i++, b += Q5_0_BYTES, dst += QK) {
-        const float d = load_f16(b);
+        const float d = g3_load_f16_le(b);
         q5_0_codes(b, q);
         for (int j = 0; j < QK; j++) dst[j] = (float)(q[j] - 16) * d;
     }
@@ -178,7 +169,7 @@ void g3_q5_0_from_float(const float *src, void *dst, int64_t n) {
     for (int64_t i = 0; i < n / QK; i++, b += Q5_0_BYTES, src += QK) {
         const float d = signed_absmax(src, QK) / -16.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        store_f16(b, d);
+        g3_store_f16_le(b, d);
         uint8_t *qs = b + 6;
         uint32_t qh = 0;
         for (int j = 0; j < QK / 2; j++) {
@@ -200,7 +191,7 @@ float g3_q5_0_dot_f32(const void *w, const float *x, int64_t n) {
         q5_0_codes(b, q);
         float s = 0.0f;
         for (int j = 0; j < QK; j++) s += (float)(q[j] - 16) * x[j];
-        sum += load_f16(b) * s;
+        sum += g3_load_f16_le(b) * s;
     }
     return sum;
 }
