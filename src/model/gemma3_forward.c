@@ -375,13 +375,27 @@ static void attention_task(void *arg, uint32_t ith, uint32_t nth) {
     }
 }
 
-/* Query heads per attention item: the whole GQA group when that still
- * leaves two items per thread, else fewer (a divisor of the group). */
+/* Query heads per attention item, a divisor of the GQA group. An item
+ * reads its KV head's rows once for all its queries, and the step takes
+ * about as long as the most items any thread runs: take the fewest rounds
+ * of items, and among those the smallest items, which keeps every thread
+ * reading (one thread's attention kernel reads well below the machine's
+ * bandwidth). Measured decoding 1B (one KV head, 4 query heads) at 8.6K
+ * positions: 36.8 tok/s with two items of 2 heads, 35.2 with one item of
+ * 4, 34.1 with four items of 1. Prefill batches take whole groups. */
 static uint32_t heads_per_item(const g3_config *c, uint32_t T, uint32_t nth) {
     const uint32_t group = c->n_head / c->n_head_kv;
-    for (uint32_t hq = group; hq > 1; hq--)
-        if (group % hq == 0 && (uint64_t)T * c->n_head_kv * (group / hq) >= 2ull * nth) return hq;
-    return 1;
+    uint32_t best = 1;
+    uint64_t best_rounds = UINT64_MAX;
+    for (uint32_t hq = 1; hq <= group; hq++) {
+        if (group % hq) continue;
+        const uint64_t items = (uint64_t)T * c->n_head_kv * (group / hq), rounds = (items + nth - 1) / nth;
+        if (rounds < best_rounds) {
+            best = hq;
+            best_rounds = rounds;
+        }
+    }
+    return best;
 }
 
 /* x += rmsnorm(xb) * norm_a; then xb = rmsnorm(x) * norm_b (and its 8-bit
