@@ -8,7 +8,9 @@
  *            layers keep a ring of window + n_ubatch positions. The planner
  *            also gives the full-attention figure (every layer keeps every
  *            position), which is what most published tables count;
- *   scratch  the forward-pass buffers of a context;
+ *   scratch  the forward-pass buffers of a context, and with a vision
+ *            encoder its buffers for one image (g3_vision_load allocates
+ *            them once, from the same formula);
  *   total    weights + windowed KV + scratch.
  * The KV allocator and the context call the same functions (src/model/
  * memory_plan.h), so a plan is what g3_context_new really allocates; a test
@@ -28,9 +30,9 @@
  * each row is converted and written at once, so no model is held in memory.
  * All metadata is kept (tokenizer included); general.file_type is updated.
  *
- * Limits: one sequence per context (--parallel N plans N contexts); the
- * vision encoder's activations are not counted yet (the encoder is not
- * built); every KV type is allocated as planned (g3_context_params.kv_type).
+ * Limits: one sequence per context (--parallel N plans N contexts, one
+ * vision encoder shared); every KV type is allocated as planned
+ * (g3_context_params.kv_type).
  */
 #ifndef GEMMA3_PLAN_H
 #define GEMMA3_PLAN_H
@@ -84,7 +86,8 @@ typedef struct g3_plan {
     uint64_t weights_bytes;        /* text + vision */
     uint64_t kv_full_bytes;        /* every layer keeps n_ctx positions (x n_parallel) */
     uint64_t kv_window_bytes;      /* what the contexts allocate (x n_parallel) */
-    uint64_t scratch_bytes;        /* forward-pass buffers (x n_parallel) */
+    uint64_t scratch_bytes;        /* forward-pass buffers (x n_parallel) + vision_scratch_bytes */
+    uint64_t vision_scratch_bytes; /* the encoder's buffers for one image and its f32 projection copy */
     uint64_t total_bytes;          /* weights + kv_window + scratch */
     uint64_t header_bytes;         /* file plans: GGUF metadata, mapped too (not in total) */
 

@@ -28,12 +28,15 @@
 #include "gemma3_plan.h"
 #include "model/kv_cache.h"
 #include "model/gemma3_forward.h"
+#include "model/gguf.h"
 #include "model/memory_plan.h"
+#include "model/siglip.h"
 #include "model/test_model.h"
 #include "tensor/type_info.h"
 #include "test_util.h"
 
 #define TINY_Q8 G3_TEST_TMP "/plan-tiny-q8_0.gguf"
+#define MMPROJ_4B G3_TEST_TMP "/plan-mmproj-4b-q8_0.gguf"
 
 static g3_plan plan_or_fail(const char *model, g3_ftype f, uint32_t n_ctx, g3_kv_type kv) {
     g3_plan p;
@@ -75,9 +78,11 @@ static void test_kv_27b_hand_arithmetic(void **state) {
     g3_config cfg27;
     g3_error e27;
     assert_int_equal(g3_test_model_shape_config("27b", &cfg27, &e27), 0);
-    assert_int_equal(p.scratch_bytes, g3_forward_scratch_bytes(&cfg27, 32768, 512, 0));
+    /* (27b has the vision encoder: its one-image scratch is counted beside the context's) */
+    assert_int_equal(p.scratch_bytes, g3_forward_scratch_bytes(&cfg27, 32768, 512, 0) + p.vision_scratch_bytes);
     const uint64_t acts = 4ull * 512 * (2 * 5376 + 2 * 4096 + 2 * 2048 + 21504);
-    assert_true(p.scratch_bytes > acts && p.scratch_bytes < acts + (128ull << 20));
+    const uint64_t text_scratch = p.scratch_bytes - p.vision_scratch_bytes;
+    assert_true(text_scratch > acts && text_scratch < acts + (128ull << 20));
     assert_int_equal(p.total_bytes, p.weights_bytes + p.kv_window_bytes + p.scratch_bytes);
 }
 
@@ -375,6 +380,38 @@ static void test_cli(void **state) {
     free(text);
 }
 
+/* The vision encoder's scratch: the built-in 4b plan counts what a 4b
+ * mmproj file plans (the same formula g3_vision_load allocates from);
+ * an mmproj of another size is refused naming both widths. */
+static void test_vision_scratch_is_planned(void **state) {
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s make-test-model --shape 4b --vision --type q8_0 --seed 3 --quiet -o %s 2>&1",
+             G3_BINARY, MMPROJ_4B);
+    int status;
+    char *out = tu_run(cmd, &status);
+    free(out);
+    assert_int_equal(status, 0);
+    g3_plan b = plan_or_fail("4b", G3_FTYPE_Q8_0, 4096, G3_KV_F16);
+    g3_gguf *mm;
+    g3_error err;
+    if (g3_gguf_open(MMPROJ_4B, &mm, &err)) fail_msg("%s", err.msg);
+    uint64_t file_bytes = 0;
+    if (g3_siglip_plan_file(mm, 2560, 0, &file_bytes, &err)) fail_msg("%s", err.msg);
+    printf("4b vision scratch: built-in plan %.1f MiB, file plan %.1f MiB\n", b.vision_scratch_bytes / 1048576.0,
+           file_bytes / 1048576.0);
+    assert_true(b.vision_scratch_bytes > 100u << 20); /* 4096 patches x 1152 wide, 6+ buffers */
+    assert_int_equal(b.vision_scratch_bytes, file_bytes);
+    assert_int_equal(g3_siglip_plan_file(mm, 1152, 0, &file_bytes, &err), -1);
+    assert_non_null(strstr(err.msg, "2560"));
+    assert_non_null(strstr(err.msg, "1152"));
+    g3_gguf_close(mm);
+    /* a text-only plan has none; its scratch is the context's alone */
+    g3_plan t = plan_or_fail("1b", G3_FTYPE_Q8_0, 4096, G3_KV_F16);
+    assert_int_equal(t.vision_scratch_bytes, 0);
+    remove(MMPROJ_4B);
+}
+
 /* run plans before it loads: a context far past the trained length (512
  * for the tiny shape) is refused, one past it warns; a plan above the
  * memory available (G3_MEM_LIMIT here) is refused with the numbers unless
@@ -424,6 +461,7 @@ int main(void) {
         cmocka_unit_test(test_warnings_and_fit),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_run_preflight),
+        cmocka_unit_test(test_vision_scratch_is_planned),
     };
     return cmocka_run_group_tests(tests, make_tiny, NULL);
 }

@@ -24,6 +24,7 @@
 #include "model/gemma3_model.h"
 #include "model/gguf.h"
 #include "model/quantize.h"
+#include "model/siglip.h"
 #include "model/test_model.h"
 #include "tensor/type_info.h"
 
@@ -41,6 +42,8 @@ _Static_assert((int)G3_KV_F32 == (int)G3_TYPE_F32 && (int)G3_KV_F16 == (int)G3_T
 #define SIGLIP_PATCH 14
 #define SIGLIP_IMAGE 896
 #define SIGLIP_POSITIONS ((SIGLIP_IMAGE / SIGLIP_PATCH) * (SIGLIP_IMAGE / SIGLIP_PATCH))
+#define SIGLIP_HEADS 16
+#define SIGLIP_TOKENS 256 /* the 64x64 patch grid average-pooled 4x4 */
 
 static uint64_t sat_mul(uint64_t a, uint64_t b) {
     uint64_t r;
@@ -148,6 +151,7 @@ typedef struct tensor_sink {
     g3_quant_rules rules;
     g3_plan *plan;
     bool vision;
+    uint32_t vision_cap_k; /* widest quantized encoder matrix input (8-bit activation rows) */
     int failed;
     g3_error *err;
 } tensor_sink;
@@ -171,6 +175,10 @@ static void add_tensor(tensor_sink *s, const char *name, uint32_t n_dims, uint64
     p->type_count[type]++;
     if (s->vision) p->vision_weights_bytes = sat_add(p->vision_weights_bytes, bytes);
     else p->text_weights_bytes = sat_add(p->text_weights_bytes, bytes);
+    const g3_type_info *ti = g3_type_info_get(type);
+    if (s->vision && n_dims == 2 && ti && ti->block_size > 1 && ne0 % G3_QA_BLOCK == 0 &&
+        strncmp(name, "v.blk.", 6) == 0 && ne0 > s->vision_cap_k)
+        s->vision_cap_k = (uint32_t)ne0;
 }
 
 /* Gemma 3 text model, as in llama.cpp GGUFs (and make-test-model). */
@@ -266,7 +274,9 @@ static int plan_contexts(g3_plan *p, const g3_config *c, uint32_t n_ctx, const g
     p->kv_position_bytes = sat_mul(2, g3_plan_kv_row_bytes(c, kv_type));
     p->kv_full_bytes = sat_mul(g3_plan_kv_full_bytes(c, n_ctx, kv_type), n_par);
     p->kv_window_bytes = sat_mul(g3_plan_kv_bytes(c, n_ctx, n_ubatch, kv_type), n_par);
-    p->scratch_bytes = sat_mul(g3_plan_scratch_bytes(c, n_ctx, n_ubatch, 0, &l), n_par);
+    /* the contexts' scratch, and one image's encoder scratch when there is an encoder */
+    p->scratch_bytes = sat_add(sat_mul(g3_plan_scratch_bytes(c, n_ctx, n_ubatch, 0, &l), n_par),
+                               p->vision_scratch_bytes);
     const uint64_t floats[7] = {l.x, l.q, l.att, l.xb, l.gate, l.up, l.scores};
     memcpy(p->scratch_floats, floats, sizeof floats);
     p->weights_bytes = sat_add(p->text_weights_bytes, p->vision_weights_bytes);
@@ -302,6 +312,10 @@ int g3_plan_builtin(const char *model, g3_ftype format, const g3_plan_params *pa
         s.vision = true;
         s.rules = (g3_quant_rules){.ftype = format, .mixes = false};
         vision_tensors(&s, c.n_embd);
+        const g3_siglip_dims d = {.n_patches = SIGLIP_POSITIONS, .n_embd = SIGLIP_WIDTH, .n_ff = SIGLIP_FF,
+                                  .head_dim = SIGLIP_WIDTH / SIGLIP_HEADS, .patch_in = 3 * SIGLIP_PATCH * SIGLIP_PATCH,
+                                  .n_tokens = SIGLIP_TOKENS, .n_proj = c.n_embd};
+        out->vision_scratch_bytes = g3_siglip_scratch_bytes(&d, s.vision_cap_k, 0);
     }
     if (s.failed) return -1;
     return plan_contexts(out, &c, params_ctx(params), params, err);
@@ -363,7 +377,9 @@ int g3_plan_file(const char *path, const char *mmproj_path, const g3_plan_params
     if (mmproj_path) {
         if (g3_gguf_open(mmproj_path, &mm, err)) return -1;
         add_file_tensors(out, mm, true);
+        const int rc = g3_siglip_plan_file(mm, c.n_embd, 0, &out->vision_scratch_bytes, err);
         g3_gguf_close(mm);
+        if (rc) return g3_error_prefix(err, "%s: ", mmproj_path);
     }
     return plan_contexts(out, &c, params_ctx(params), params, err);
 }
@@ -404,10 +420,10 @@ void g3_plan_print_arithmetic(const g3_plan *p, FILE *out) {
             p->kv_position_bytes, p->n_parallel, p->kv_window_bytes, mib(p->kv_window_bytes));
     const uint64_t *f = p->scratch_floats;
     fprintf(out,
-            "  scratch:   (x %" PRIu64 " + q %" PRIu64 " + att %" PRIu64 " + xb %" PRIu64
-            " + gate %" PRIu64 " + up %" PRIu64 " + scores %" PRIu64 ") floats x 4 B x %u = %" PRIu64
-            " B (%.1f MiB)\n",
-            f[0], f[1], f[2], f[3], f[4], f[5], f[6], p->n_parallel, p->scratch_bytes,
+            "  scratch:   per context (x %" PRIu64 " + q %" PRIu64 " + att %" PRIu64 " + xb %" PRIu64
+            " + gate %" PRIu64 " + up %" PRIu64 " + scores %" PRIu64 " floats, with the per-thread product"
+            " buffers and 8-bit inputs) x %u + vision encoder %" PRIu64 " B = %" PRIu64 " B (%.1f MiB)\n",
+            f[0], f[1], f[2], f[3], f[4], f[5], f[6], p->n_parallel, p->vision_scratch_bytes, p->scratch_bytes,
             mib(p->scratch_bytes));
     fprintf(out, "  weights:   text %" PRIu64 " B + vision %" PRIu64 " B = %" PRIu64 " B (%.1f MiB):",
             p->text_weights_bytes, p->vision_weights_bytes, p->weights_bytes, mib(p->weights_bytes));

@@ -65,6 +65,23 @@ struct g3_vision {
     g3_qa qa;                         /* 8-bit inputs for quantized weights (cap_K 0: none) */
 };
 
+/* The shape that sizes an image's scratch. */
+typedef struct g3_siglip_dims {
+    uint32_t n_patches, n_embd, n_ff, head_dim;
+    uint32_t patch_in; /* 3 * patch * patch */
+    uint32_t n_tokens, n_proj;
+} g3_siglip_dims;
+
+/* Bytes g3_vision_load allocates besides the mapped weights: the scratch
+ * of one image (activations, scores, per-thread product buffers, 8-bit
+ * inputs for quantized matrices up to cap_k wide) and the f32 transposed
+ * projection. The memory planner counts the same figure. */
+uint64_t g3_siglip_scratch_bytes(const g3_siglip_dims *d, uint32_t cap_k, uint32_t n_threads);
+/* The same for an mmproj file (its clip.* keys and tensor types); fails
+ * when its projection does not match n_embd_text (0: not checked). */
+int g3_siglip_plan_file(const g3_gguf *g, uint32_t n_embd_text, uint32_t n_threads, uint64_t *bytes,
+                        g3_error *err);
+
 /* siglip_forward.c */
 int g3_siglip_encode(g3_vision *v, const float *pixels, float *out, g3_error *err);
 

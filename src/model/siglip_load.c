@@ -248,6 +248,75 @@ static uint32_t q8_cap_k(const g3_vision *v) {
     return cap;
 }
 
+/* The floats of each scratch buffer for one image: one formula for the
+ * allocator below and the memory planner (g3_siglip_scratch_bytes). */
+typedef struct scratch_floats {
+    uint64_t act;    /* each of x, xb, q, kk, vv, att: n_patches x W */
+    uint64_t h;      /* n_patches x F, or the im2col patches if wider */
+    uint64_t scores; /* q_rows x n_patches */
+    uint64_t vt, ot, ones, pooled, proj_t;
+} scratch_floats;
+
+static scratch_floats scratch_of(const g3_siglip_dims *d) {
+    const uint64_t N = d->n_patches, q_rows = N < SIGLIP_Q_ROWS ? N : SIGLIP_Q_ROWS, patch_floats = N * d->patch_in;
+    return (scratch_floats){
+        .act = N * d->n_embd,
+        .h = N * d->n_ff > patch_floats ? N * d->n_ff : patch_floats,
+        .scores = q_rows * N,
+        .vt = (uint64_t)d->head_dim * N,
+        .ot = (uint64_t)d->head_dim * q_rows,
+        .ones = d->n_ff,
+        .pooled = (uint64_t)d->n_tokens * d->n_embd,
+        .proj_t = (uint64_t)d->n_proj * d->n_embd,
+    };
+}
+
+/* the widest product input: W, F, 3*p*p (patches) or N (scores . V) */
+static uint32_t widest_input(const g3_siglip_dims *d) {
+    return max_u32(max_u32(d->n_embd, d->n_ff), max_u32(d->patch_in, d->n_patches));
+}
+
+uint64_t g3_siglip_scratch_bytes(const g3_siglip_dims *d, uint32_t cap_k, uint32_t n_threads) {
+    g3_cpu_path path;
+    if (g3_cpu_active_path(&path, NULL)) path = g3_cpu_features_get()->best;
+    const g3_kernels *k = g3_kernels_get(path);
+    if (!k) k = &g3_kernels_scalar;
+    if (!k->quantized_acts) cap_k = 0;
+    const scratch_floats f = scratch_of(d);
+    const uint64_t floats = 6 * f.act + f.h + f.scores + f.vt + f.ot + f.ones + f.pooled + f.proj_t;
+    const uint32_t nth = n_threads ? n_threads : g3_cpu_physical_cores();
+    return 4 * floats + g3_mm_bytes(k, nth, d->n_patches, widest_input(d)) +
+           (cap_k ? g3_qa_bytes(d->n_patches, cap_k) : 0);
+}
+
+static g3_siglip_dims dims_of(const g3_vision *v) {
+    return (g3_siglip_dims){.n_patches = v->n_patches, .n_embd = v->n_embd, .n_ff = v->n_ff,
+                            .head_dim = v->head_dim, .patch_in = v->patch * v->patch * 3,
+                            .n_tokens = v->n_tokens, .n_proj = v->n_proj};
+}
+
+int g3_siglip_plan_file(const g3_gguf *g, uint32_t n_embd_text, uint32_t n_threads, uint64_t *bytes,
+                        g3_error *err) {
+    g3_vision v;
+    memset(&v, 0, sizeof v);
+    if (read_config(g, &v, err)) return -1;
+    if (n_embd_text && v.n_proj != n_embd_text)
+        return g3_fail(err, "the projector makes %u-wide image tokens, but the text model's embedding is %u wide: "
+                            "this mmproj belongs to another model size", v.n_proj, n_embd_text);
+    /* quantized encoder matrices whose width fits the 8-bit activation blocks */
+    uint32_t cap_k = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const g3_gguf_tensor *t = &g->tensors[i];
+        const g3_type_info *ti = g3_type_info_get(t->type);
+        if (t->n_dims == 2 && ti && ti->block_size > 1 && t->ne[0] % G3_QA_BLOCK == 0 &&
+            t->name.len > 6 && memcmp(t->name.ptr, "v.blk.", 6) == 0)
+            cap_k = max_u32(cap_k, (uint32_t)t->ne[0]);
+    }
+    const g3_siglip_dims d = dims_of(&v);
+    *bytes = g3_siglip_scratch_bytes(&d, cap_k, n_threads);
+    return 0;
+}
+
 static int init_run_state(g3_vision *v, const g3_vision_params *params, g3_error *err) {
     g3_cpu_path path;
     if (g3_cpu_active_path(&path, err)) return -1;
@@ -256,32 +325,31 @@ static int init_run_state(g3_vision *v, const g3_vision_params *params, g3_error
     const uint32_t usable = g3_cpu_usable_cpus();
     const uint32_t nth = params && params->n_threads ? params->n_threads : g3_cpu_physical_cores();
     if (nth > usable) return g3_fail(err, "%u threads requested, but this process can run on %u CPUs", nth, usable);
-    const uint64_t N = v->n_patches, W = v->n_embd, F = v->n_ff, D = v->head_dim;
+    const g3_siglip_dims d = dims_of(v);
+    const scratch_floats f = scratch_of(&d);
     v->q_rows = v->n_patches < SIGLIP_Q_ROWS ? v->n_patches : SIGLIP_Q_ROWS;
-    /* the widest product input: W, F, 3*p*p (patches) or N (scores . V) */
-    const uint32_t max_K = max_u32(max_u32(v->n_embd, v->n_ff), max_u32((uint32_t)v->patch_w.n_in, v->n_patches));
+    const uint32_t max_K = widest_input(&d);
     if (g3_thread_pool_new(nth, &v->pool_threads, err) ||
         g3_mm_init(&v->mm, v->pool_threads, v->k, v->n_patches, max_K, err))
         return -1;
-    const uint64_t patch_floats = N * v->patch_w.n_in;
-    v->x = alloc_floats(N * W);
-    v->xb = alloc_floats(N * W);
-    v->q = alloc_floats(N * W);
-    v->kk = alloc_floats(N * W);
-    v->vv = alloc_floats(N * W);
-    v->att = alloc_floats(N * W);
-    v->h = alloc_floats(N * F > patch_floats ? N * F : patch_floats);
-    v->scores = alloc_floats((uint64_t)v->q_rows * N);
-    v->vt = alloc_floats(D * N);
-    v->ot = alloc_floats(D * v->q_rows);
-    v->ones = alloc_floats(F);
-    v->pooled = alloc_floats((uint64_t)v->n_tokens * W);
+    v->x = alloc_floats(f.act);
+    v->xb = alloc_floats(f.act);
+    v->q = alloc_floats(f.act);
+    v->kk = alloc_floats(f.act);
+    v->vv = alloc_floats(f.act);
+    v->att = alloc_floats(f.act);
+    v->h = alloc_floats(f.h);
+    v->scores = alloc_floats(f.scores);
+    v->vt = alloc_floats(f.vt);
+    v->ot = alloc_floats(f.ot);
+    v->ones = alloc_floats(f.ones);
+    v->pooled = alloc_floats(f.pooled);
     const uint32_t cap_k = q8_cap_k(v);
     if (!v->x || !v->xb || !v->q || !v->kk || !v->vv || !v->att || !v->h || !v->scores || !v->vt || !v->ot ||
         !v->ones || !v->pooled || (cap_k && g3_qa_alloc(&v->qa, v->n_patches, cap_k)))
         return g3_fail(err, "out of memory for the vision encoder's scratch (%u patches x %u wide)", v->n_patches,
                        max_K);
-    for (uint64_t i = 0; i < F; i++) v->ones[i] = 1.0f;
+    for (uint64_t i = 0; i < f.ones; i++) v->ones[i] = 1.0f;
     return 0;
 }
 
