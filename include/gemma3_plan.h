@@ -126,6 +126,12 @@ int g3_plan_mem_available(uint64_t *bytes, g3_error *err);
  * gives the numbers (for apps: say so before loading, refuse unless --force). */
 int g3_plan_check_fit(const g3_plan *plan, uint64_t available, g3_error *err);
 
+/* The longest context (at most `limit` positions) whose plan for this file
+ * (and mmproj, KV type, n_ubatch, n_parallel of params) fits in `available`
+ * bytes; 0 when not even a 16-position context does. */
+int g3_plan_file_max_ctx(const char *path, const char *mmproj_path, const g3_plan_params *params,
+                         uint64_t available, uint32_t limit, uint32_t *n_ctx, g3_error *err);
+
 /* ---- quantizer ----------------------------------------------------------- */
 
 typedef struct g3_quantize_params {

@@ -380,6 +380,36 @@ static void test_cli(void **state) {
     free(text);
 }
 
+/* A refused plan names the longest context that fits, and it is exact:
+ * that -c loads, one more position is refused. */
+static void test_refusal_suggests_a_context(void **state) {
+    (void)state;
+    char cmd[1024];
+    int status;
+    snprintf(cmd, sizeof cmd, "G3_MEM_LIMIT=5M %s run -m %s -p hi -n 1 --temp 0 2>&1", G3_BINARY, TINY_Q8);
+    char *out = tu_run(cmd, &status);
+    assert_non_null(out);
+    const char *at = strstr(out, "-c ");
+    unsigned n = 0;
+    if (status != 1 || !at || sscanf(at, "-c %u would fit", &n) != 1 || n < 16 || n >= 512)
+        fail_msg("%s: status %d, output:\n%s", cmd, status, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "G3_MEM_LIMIT=5M %s run -m %s -p hi -n 1 --temp 0 -c %u 2>&1", G3_BINARY, TINY_Q8, n);
+    out = tu_run(cmd, &status);
+    if (status != 0) fail_msg("%s: status %d, output:\n%s", cmd, status, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "G3_MEM_LIMIT=5M %s run -m %s -p hi -n 1 --temp 0 -c %u 2>&1", G3_BINARY, TINY_Q8,
+             n + 1);
+    out = tu_run(cmd, &status);
+    if (status != 1 || !strstr(out, "available")) fail_msg("%s: status %d, output:\n%s", cmd, status, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "G3_MEM_LIMIT=1M %s run -m %s -p hi -n 1 2>&1", G3_BINARY, TINY_Q8);
+    out = tu_run(cmd, &status);
+    if (status != 1 || !strstr(out, "Even the smallest context does not fit"))
+        fail_msg("%s: status %d, output:\n%s", cmd, status, out);
+    free(out);
+}
+
 /* The vision encoder's scratch: the built-in 4b plan counts what a 4b
  * mmproj file plans (the same formula g3_vision_load allocates from);
  * an mmproj of another size is refused naming both widths. */
@@ -462,6 +492,7 @@ int main(void) {
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_run_preflight),
         cmocka_unit_test(test_vision_scratch_is_planned),
+        cmocka_unit_test(test_refusal_suggests_a_context),
     };
     return cmocka_run_group_tests(tests, make_tiny, NULL);
 }

@@ -177,6 +177,13 @@ static int plan_file(const options *o) {
         if (g3_plan_mem_available(&avail, &err) == 0) {
             if (g3_plan_check_fit(&p, avail, &err)) printf("  does NOT fit: %s\n", err.msg);
             else printf("  fits: %.2f GB available\n", gb(avail));
+            uint32_t longest;
+            if (g3_plan_file_max_ctx(o->model_path, o->mmproj_path, &params, avail, G3_PLAN_MAX_CTX, &longest,
+                                     &err) == 0) {
+                if (longest) printf("  longest context that fits with a %s cache: %u positions\n",
+                                    g3_kv_type_name(p.kv_type), longest);
+                else printf("  not even a 16-position context fits\n");
+            }
         }
     }
     if (o->verbose) g3_plan_print_arithmetic(&p, o->json ? stderr : stdout);

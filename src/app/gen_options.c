@@ -141,7 +141,15 @@ int gen_options_preflight(const char *cmd, gen_options *o) {
             app_error(cmd, "warning: %s; loading anyway (--force)", err.msg);
             return 0;
         }
-        app_error(cmd, "%s. Try a smaller -c, --kv-type q8_0, a smaller weight format, or --force", err.msg);
+        uint32_t longest = 0;
+        g3_error ignored;
+        g3_plan_file_max_ctx(o->model, o->mmproj, &pp, avail, o->cp.n_ctx, &longest, &ignored);
+        if (longest >= 16)
+            app_error(cmd, "%s. -c %u would fit; or try --kv-type q8_0, a smaller weight format, or --force",
+                      err.msg, longest);
+        else
+            app_error(cmd, "%s. Even the smallest context does not fit: try a smaller weight format, or --force",
+                      err.msg);
         return -1;
     }
     if (o->verbose)

@@ -452,6 +452,26 @@ static const char *fmt_size(char buf[32], uint64_t bytes) {
     return buf;
 }
 
+int g3_plan_file_max_ctx(const char *path, const char *mmproj_path, const g3_plan_params *params,
+                         uint64_t available, uint32_t limit, uint32_t *n_ctx, g3_error *err) {
+    g3_plan_params pp = params ? *params : (g3_plan_params){0};
+    g3_plan p;
+    uint32_t lo = 0, hi = limit < G3_PLAN_MAX_CTX ? limit : G3_PLAN_MAX_CTX; /* lo fits (0: none yet) */
+    *n_ctx = 0;
+    /* the total grows with the context: bisect on it (each step parses the headers, milliseconds) */
+    for (uint32_t probe = 16; lo < hi;) {
+        pp.n_ctx = probe;
+        if (g3_plan_file(path, mmproj_path, &pp, &p, err)) return -1;
+        if (p.total_bytes <= available) lo = probe;
+        else hi = probe - 1;
+        if (lo == 0 && hi < 16) break; /* not even the smallest */
+        probe = lo + (hi - lo + 1) / 2;
+        if (probe < 16) probe = 16;
+    }
+    *n_ctx = lo;
+    return 0;
+}
+
 int g3_plan_check_fit(const g3_plan *p, uint64_t available, g3_error *err) {
     if (p->total_bytes <= available) return 0;
     char t[32], w[32], k[32], sc[32], a[32];
