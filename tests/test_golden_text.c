@@ -196,7 +196,7 @@ static size_t case_positions(const golden_case *c, size_t *n_vocab) {
 #define KV_BF16_MAX 5e-2
 #define KV_Q8_0_MAX 0.15
 #define KV_Q8_0_MEAN 0.03
-#define KV_Q8_0_ARGMAX 80.0 /* one flip in a 13-token case is 7.7 points */
+#define KV_Q8_0_ARGMAX 75.0 /* one flip in a 13-token case is 7.7 points; a broken cache is near 0 */
 
 static void check_small_caches(const golden_case *c, int chunk, const char *cpu, const float *f32) {
     size_t n_vocab, n_pos = case_positions(c, &n_vocab);
