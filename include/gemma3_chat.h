@@ -144,7 +144,8 @@ typedef struct g3_gen_stats {
     uint32_t n_prefill;   /* tokens evaluated for the prompt (new ones only) */
     uint32_t n_reused;    /* prompt tokens already in the KV cache */
     uint32_t n_generated;
-    double prefill_s, generate_s;
+    uint32_t n_encoded;   /* images and video frames run through the vision encoder for this turn */
+    double encode_s, prefill_s, generate_s;
     const char *stop_reason; /* "end_of_turn", "eos", "stop_string", "max_tokens", "context_full", "cancelled" */
 } g3_gen_stats;
 

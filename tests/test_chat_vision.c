@@ -104,6 +104,7 @@ static void test_session_with_an_image(void **state) {
     float d = max_diff(g3_session_logits(a), ref + (rows - 1) * N_VOCAB, N_VOCAB);
     printf("session image prompt: %u tokens, last row max |d| vs llama.cpp = %.3g\n", st.n_prefill, d);
     assert_int_equal(st.n_prefill, 42);
+    assert_int_equal(st.n_encoded, 1);
     assert_true(d <= 5e-3f);
     free(ref);
 
@@ -111,6 +112,7 @@ static void test_session_with_an_image(void **state) {
     g3_gen_stats s2, sb;
     assert_int_equal(g3_session_send(a, "And the colours?", &g, NULL, NULL, NULL, &s2, &err), 0);
     assert_true(s2.n_reused >= 42);
+    assert_int_equal(s2.n_encoded, 0); /* nor encoded again */
     /* the same conversation from scratch gives the same logits */
     g3_conversation *ca = g3_session_conversation(a), *cb = g3_session_conversation(b);
     assert_int_equal(g3_conversation_add_parts(cb, ca->turns[0].parts, ca->turns[0].n_parts, &err), 0);
@@ -118,6 +120,7 @@ static void test_session_with_an_image(void **state) {
                                          &err), 0);
     assert_int_equal(g3_session_send(b, "And the colours?", &g, NULL, NULL, NULL, &sb, &err), 0);
     assert_int_equal(sb.n_reused, 0);
+    assert_int_equal(sb.n_encoded, 1);
     assert_int_equal(sb.n_prefill, s2.n_reused + s2.n_prefill);
     d = max_diff(g3_session_logits(a), g3_session_logits(b), N_VOCAB);
     printf("follow-up after an image vs full re-prefill: max |d| = %.3g\n", d);

@@ -24,6 +24,9 @@ static void usage(FILE *out) {
 }
 
 void app_print_stats(const g3_gen_stats *st) {
+    if (st->n_encoded)
+        fprintf(stderr, "encoded %u image%s in %.1f s; ", st->n_encoded, st->n_encoded == 1 ? "" : "s",
+                st->encode_s);
     fprintf(stderr, "prefill %u tokens (%u reused), %.1f tok/s; generated %u tokens, %.1f tok/s; stop: %s\n",
             st->n_prefill, st->n_reused, st->n_prefill / (st->prefill_s + 1e-9), st->n_generated,
             st->n_generated / (st->generate_s + 1e-9), st->stop_reason);

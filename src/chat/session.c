@@ -228,8 +228,13 @@ static int sync_prompt(g3_session *s, const int32_t *ids, size_t n, g3_gen_stats
     while (common < n && common < s->n_kv_ids && ids[common] == s->kv_ids[common]) common++;
     if (common == n) common--; /* the last token is evaluated again for its logits */
     common = image_start(ids, common);
-    for (size_t i = common; i < n; i++) /* encode first: a bad image must not cost the cache */
-        if (ids[i] < 0 && ensure_encoded(s, &s->images[-ids[i] - 1], err)) return -1;
+    const double t_enc = now_s();
+    for (size_t i = common; i < n; i++) { /* encode first: a bad image must not cost the cache */
+        if (ids[i] >= 0 || s->images[-ids[i] - 1].embd) continue;
+        if (ensure_encoded(s, &s->images[-ids[i] - 1], err)) return -1;
+        st->n_encoded++;
+    }
+    st->encode_s = now_s() - t_enc;
     double t0 = now_s();
     /* a rollback the sliding window cannot do restarts from 0 */
     if (rollback(s, common, err) || rollback(s, image_start(ids, s->n_kv_ids), err)) return -1;
