@@ -176,15 +176,19 @@ static void test_kv_type_must_fit_heads(void **state) {
     g3_kv_cache_free(&kv);
 }
 
-static int make_tiny(void **state) {
-    (void)state;
+/* make-test-model ARGS -o PATH; 0 on success */
+static int make_model(const char *args, const char *path) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s make-test-model --shape tiny --type q8_0 --seed 7 --quiet -o %s",
-             G3_BINARY, TINY_Q8);
+    snprintf(cmd, sizeof cmd, "%s make-test-model %s --quiet -o %s 2>&1", G3_BINARY, args, path);
     int status;
     char *out = tu_run(cmd, &status);
     free(out);
     return status == 0 ? 0 : -1;
+}
+
+static int make_tiny(void **state) {
+    (void)state;
+    return make_model("--shape tiny --type q8_0 --seed 7", TINY_Q8);
 }
 
 /* make-test-model's tiny Q8_0 is what the quantizer's Q8_0 rules give
@@ -415,13 +419,7 @@ static void test_refusal_suggests_a_context(void **state) {
  * an mmproj of another size is refused naming both widths. */
 static void test_vision_scratch_is_planned(void **state) {
     (void)state;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s make-test-model --shape 4b --vision --type q8_0 --seed 3 --quiet -o %s 2>&1",
-             G3_BINARY, MMPROJ_4B);
-    int status;
-    char *out = tu_run(cmd, &status);
-    free(out);
-    assert_int_equal(status, 0);
+    assert_int_equal(make_model("--shape 4b --vision --type q8_0 --seed 3", MMPROJ_4B), 0);
     g3_plan b = plan_or_fail("4b", G3_FTYPE_Q8_0, 4096, G3_KV_F16);
     g3_gguf *mm;
     g3_error err;
