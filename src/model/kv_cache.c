@@ -48,7 +48,6 @@ int g3_kv_cache_init(g3_kv_cache *kv, const g3_config *cfg, uint32_t n_ctx, uint
     if (g3_plan_kv_check(cfg, type, err)) return -1;
     kv->n_layer = cfg->n_layer;
     kv->kv_dim = cfg->n_head_kv * cfg->head_dim;
-    kv->head_dim = cfg->head_dim;
     kv->type = type;
     kv->row_bytes = (size_t)g3_plan_kv_row_bytes(cfg, type);
     kv->head_bytes = kv->row_bytes / cfg->n_head_kv;

@@ -30,7 +30,6 @@
 typedef struct g3_kv_cache {
     uint32_t n_layer;
     uint32_t kv_dim;    /* n_head_kv * head_dim */
-    uint32_t head_dim;
     g3_kv_type type;
     size_t row_bytes;   /* bytes of one position's keys (or values) of a layer */
     size_t head_bytes;  /* bytes of one head's part of a row */

@@ -257,8 +257,10 @@ typedef struct scratch_floats {
     uint64_t vt, ot, ones, pooled, proj_t;
 } scratch_floats;
 
+static uint32_t q_rows_of(uint32_t n_patches) { return n_patches < SIGLIP_Q_ROWS ? n_patches : SIGLIP_Q_ROWS; }
+
 static scratch_floats scratch_of(const g3_siglip_dims *d) {
-    const uint64_t N = d->n_patches, q_rows = N < SIGLIP_Q_ROWS ? N : SIGLIP_Q_ROWS, patch_floats = N * d->patch_in;
+    const uint64_t N = d->n_patches, q_rows = q_rows_of(d->n_patches), patch_floats = N * d->patch_in;
     return (scratch_floats){
         .act = N * d->n_embd,
         .h = N * d->n_ff > patch_floats ? N * d->n_ff : patch_floats,
@@ -327,7 +329,7 @@ static int init_run_state(g3_vision *v, const g3_vision_params *params, g3_error
     if (nth > usable) return g3_fail(err, "%u threads requested, but this process can run on %u CPUs", nth, usable);
     const g3_siglip_dims d = dims_of(v);
     const scratch_floats f = scratch_of(&d);
-    v->q_rows = v->n_patches < SIGLIP_Q_ROWS ? v->n_patches : SIGLIP_Q_ROWS;
+    v->q_rows = q_rows_of(v->n_patches);
     const uint32_t max_K = widest_input(&d);
     if (g3_thread_pool_new(nth, &v->pool_threads, err) ||
         g3_mm_init(&v->mm, v->pool_threads, v->k, v->n_patches, max_K, err))

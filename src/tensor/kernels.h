@@ -43,6 +43,19 @@ typedef void (*g3_attn_scores_fn)(const float *q, uint32_t nq, const uint8_t *ke
 typedef void (*g3_attn_values_fn)(const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals, size_t row_bytes,
                                   uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out);
 
+/* attn_scores_NAME / attn_values_NAME for one cache type T, calling
+ * SCORES(T, ...) and VALUES(T, ...) with the table's arguments: each
+ * kernel file instantiates its typed implementations with it. */
+#define G3_ATTN_ENTRY_POINTS(name, T, SCORES, VALUES)                                                          \
+    static void attn_scores_##name(const float *q, uint32_t nq, const uint8_t *keys, size_t rb, uint32_t slots, \
+                                   uint32_t lo, uint32_t n, uint32_t D, float *s, size_t ld_s) {               \
+        SCORES(T, q, nq, keys, rb, slots, lo, n, D, s, ld_s);                                                  \
+    }                                                                                                          \
+    static void attn_values_##name(const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals, size_t rb,    \
+                                   uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out) {          \
+        VALUES(T, s, ld_s, nq, vals, rb, slots, lo, n, D, out);                                                \
+    }
+
 typedef struct g3_kernels {
     g3_cpu_path path;
     bool quantized_acts;  /* quantized weights use 8-bit activations */

@@ -136,18 +136,9 @@ static void attn_values_typed(uint32_t type, const float *s, size_t ld_s, uint32
     }
 }
 
-#define ATTN_WRAPPERS(T, name)                                                                                 \
-    static void attn_scores_##name(const float *q, uint32_t nq, const uint8_t *keys, size_t rb, uint32_t slots, \
-                                   uint32_t lo, uint32_t n, uint32_t D, float *s, size_t ld_s) {               \
-        attn_scores_typed(T, q, nq, keys, rb, slots, lo, n, D, s, ld_s);                                       \
-    }                                                                                                          \
-    static void attn_values_##name(const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals, size_t rb,    \
-                                   uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out) {          \
-        attn_values_typed(T, s, ld_s, nq, vals, rb, slots, lo, n, D, out);                                     \
-    }
-ATTN_WRAPPERS(G3_TYPE_F16, f16)
-ATTN_WRAPPERS(G3_TYPE_BF16, bf16)
-ATTN_WRAPPERS(G3_TYPE_Q8_0, q8_0)
+G3_ATTN_ENTRY_POINTS(f16, G3_TYPE_F16, attn_scores_typed, attn_values_typed)
+G3_ATTN_ENTRY_POINTS(bf16, G3_TYPE_BF16, attn_scores_typed, attn_values_typed)
+G3_ATTN_ENTRY_POINTS(q8_0, G3_TYPE_Q8_0, attn_scores_typed, attn_values_typed)
 
 const g3_kernels g3_kernels_scalar = {
     .path = G3_CPU_SCALAR,

@@ -162,19 +162,10 @@ ALWAYS_INLINE void attn_values_any(uint32_t type, const float *s, size_t ld_s, u
 }
 
 /* The table's entry points: the cache type a constant in each. */
-#define ATTN_KERNELS(name, T)                                                                                   \
-    static void attn_scores_##name(const float *q, uint32_t nq, const uint8_t *keys, size_t rb, uint32_t slots, \
-                                   uint32_t lo, uint32_t n, uint32_t D, float *s, size_t ld_s) {               \
-        attn_scores_any(T, q, nq, keys, rb, slots, lo, n, D, s, ld_s);                                         \
-    }                                                                                                          \
-    static void attn_values_##name(const float *s, size_t ld_s, uint32_t nq, const uint8_t *vals, size_t rb,    \
-                                   uint32_t slots, uint32_t lo, uint32_t n, uint32_t D, float *out) {          \
-        attn_values_any(T, s, ld_s, nq, vals, rb, slots, lo, n, D, out);                                       \
-    }
-ATTN_KERNELS(f32, G3_TYPE_F32)
-ATTN_KERNELS(f16, G3_TYPE_F16)
-ATTN_KERNELS(bf16, G3_TYPE_BF16)
-ATTN_KERNELS(q8_0, G3_TYPE_Q8_0)
+G3_ATTN_ENTRY_POINTS(f32, G3_TYPE_F32, attn_scores_any, attn_values_any)
+G3_ATTN_ENTRY_POINTS(f16, G3_TYPE_F16, attn_scores_any, attn_values_any)
+G3_ATTN_ENTRY_POINTS(bf16, G3_TYPE_BF16, attn_scores_any, attn_values_any)
+G3_ATTN_ENTRY_POINTS(q8_0, G3_TYPE_Q8_0, attn_scores_any, attn_values_any)
 
 /* ------------------------------------------------------------------ */
 /* the table                                                           */
