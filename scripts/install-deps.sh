@@ -3,7 +3,8 @@
 # with sudo available). Every dependency is listed in README.md with why.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libcmocka-dev libcjson-dev libstb-dev libwebp-dev libexif-dev
-          libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)
+          libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
+          python3 python3-pip python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
