@@ -101,6 +101,7 @@ typedef struct g3_context_params {
     uint32_t n_threads; /* worker threads; 0 = physical cores */
     g3_kv_type kv_type; /* 0 = f32 */
     bool skip_memory_check; /* allocate even above the memory available (--force) */
+    uint32_t n_seq;     /* sequences, each with its own KV cache of n_ctx positions; 0 = 1 */
 } g3_context_params;
 
 /* Fails (before allocating) when the KV cache and scratch would not fit in
@@ -113,12 +114,17 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
 int g3_context_memory(const g3_model *model, const g3_context_params *params, uint64_t *kv_bytes,
                       uint64_t *scratch_bytes, g3_error *err);
 void g3_context_free(g3_context *ctx);
-uint32_t g3_context_n_past(const g3_context *ctx);
 uint32_t g3_context_n_ctx(const g3_context *ctx);
-/* Forgets everything after the first n_keep positions. A rollback that
- * reaches past the sliding-window slack fails (the caller re-evaluates);
- * n_keep = 0 always succeeds. */
+uint32_t g3_context_n_seq(const g3_context *ctx);
+uint32_t g3_context_n_ubatch(const g3_context *ctx); /* the most rows one forward pass takes */
+/* Positions held by sequence 0 (by sequence seq; 0 for one that does not exist). */
+uint32_t g3_context_n_past(const g3_context *ctx);
+uint32_t g3_context_n_past_seq(const g3_context *ctx, uint32_t seq);
+/* Forgets everything after the first n_keep positions (of sequence 0, of
+ * sequence seq). A rollback that reaches past the sliding-window slack
+ * fails (the caller re-evaluates); n_keep = 0 always succeeds. */
 int g3_context_truncate(g3_context *ctx, uint32_t n_keep, g3_error *err);
+int g3_context_truncate_seq(g3_context *ctx, uint32_t seq, uint32_t n_keep, g3_error *err);
 
 /* Appends n tokens. logits: NULL for none; with all_logits, room for
  * n x n_vocab floats (row i = distribution of the token after tokens[i]);
@@ -132,6 +138,22 @@ int g3_eval(g3_context *ctx, const int32_t *tokens, uint32_t n, float *logits, b
  * attend to each other in both directions (one image). logits as g3_eval. */
 int g3_eval_embeddings(g3_context *ctx, const float *embd, uint32_t n, bool bidirectional,
                        float *logits, bool all_logits, g3_error *err);
+
+/* The same for sequence seq of a context made with n_seq sequences
+ * (g3_eval and g3_eval_embeddings act on sequence 0). */
+int g3_eval_seq(g3_context *ctx, uint32_t seq, const int32_t *tokens, uint32_t n, float *logits, bool all_logits,
+                g3_error *err);
+int g3_eval_embeddings_seq(g3_context *ctx, uint32_t seq, const float *embd, uint32_t n, bool bidirectional,
+                           float *logits, bool all_logits, g3_error *err);
+
+/* One decoding step of n distinct sequences as one forward pass (every
+ * weight read once for all of them): tokens[i] is appended to sequence
+ * seqs[i], and row i of logits (n x n_vocab, or NULL) is the distribution
+ * after it. n is at most g3_context_n_ubatch. The result equals n separate
+ * g3_eval_seq calls up to the rounding of a batched product. A bad id,
+ * sequence, duplicate or a full sequence leaves every sequence untouched. */
+int g3_decode_batch(g3_context *ctx, const uint32_t *seqs, const int32_t *tokens, uint32_t n, float *logits,
+                    g3_error *err);
 
 /* Reads a whole small file (a prompt, a document, a saved conversation) into
  * a malloc'd, NUL-terminated buffer (*len excludes the NUL; the bytes may

@@ -3,6 +3,7 @@
  *   with the smallest slack still gives the one-pass result);
  * - rollback within the slack reproduces the logits; beyond it, a clear error;
  * - decoding 4000+ positions deep equals a batched pass (f32 and q8_0 caches);
+ * - several sequences decoded as one batch equal each decoded alone;
  * - bad token ids, empty and too-long sequences are refused and leave the
  *   context as it was;
  * - the golden image prompt (16 soft tokens, bidirectional) matches llama.cpp;
@@ -172,6 +173,111 @@ static void test_rollback(void **state) {
     g3_context_free(ctx);
 }
 
+/* Several sequences in one context, decoded together: each step's logits
+ * equal those of the same sequence decoded alone in its own context (the
+ * batched product rounds differently from the matrix-vector one; 1e-4 on
+ * logits of magnitude ~10, and the same greedy tokens). The rows are given
+ * in a rotated order, so a row/sequence mix-up shows. */
+static void decode_batch_case(const char *path, float tol) {
+    g3_model *model;
+    g3_error err;
+    if (g3_model_load(path, &model, &err)) fail_msg("%s", err.msg);
+    const g3_config *c = g3_model_config(model);
+    enum { NS = 3, STEPS = 12 };
+    const uint32_t prompt_len[NS] = {5, 40, 17};
+    g3_context_params p = {.n_ctx = 128, .n_ubatch = 8, .n_seq = NS};
+    g3_context *multi, *alone[NS];
+    assert_int_equal(g3_context_new(model, &p, &multi, &err), 0);
+    assert_int_equal(g3_context_n_seq(multi), NS);
+    g3_context_params p1 = p;
+    p1.n_seq = 1;
+    float *lm = malloc(sizeof(float) * NS * c->n_vocab), *la = malloc(sizeof(float) * NS * c->n_vocab);
+    int32_t next[NS];
+    for (uint32_t s = 0; s < NS; s++) {
+        assert_int_equal(g3_context_new(model, &p1, &alone[s], &err), 0);
+        /* different text per sequence: start s*7 tokens into `long` */
+        const int32_t *prompt = g_long + s * 7;
+        if (g3_eval_seq(multi, s, prompt, prompt_len[s], lm + s * c->n_vocab, false, &err)) fail_msg("%s", err.msg);
+        if (g3_eval(alone[s], prompt, prompt_len[s], la + s * c->n_vocab, false, &err)) fail_msg("%s", err.msg);
+        assert_true(max_diff(lm + s * c->n_vocab, la + s * c->n_vocab, c->n_vocab) <= 1e-5f);
+        next[s] = 0;
+        for (uint32_t v = 1; v < c->n_vocab; v++)
+            if (la[s * c->n_vocab + v] > la[s * c->n_vocab + next[s]]) next[s] = (int32_t)v;
+    }
+    float worst = 0;
+    for (int step = 0; step < STEPS; step++) {
+        uint32_t seqs[NS];
+        int32_t toks[NS];
+        for (uint32_t i = 0; i < NS; i++) {
+            seqs[i] = (i + (uint32_t)step) % NS;
+            toks[i] = next[seqs[i]];
+        }
+        if (g3_decode_batch(multi, seqs, toks, NS, lm, &err)) fail_msg("%s", err.msg);
+        for (uint32_t i = 0; i < NS; i++) {
+            const uint32_t s = seqs[i];
+            float *a = la + s * c->n_vocab;
+            if (g3_eval(alone[s], &toks[i], 1, a, false, &err)) fail_msg("%s", err.msg);
+            const float d = max_diff(lm + i * c->n_vocab, a, c->n_vocab);
+            if (!(d <= tol)) fail_msg("%s: step %d, sequence %u: batched logits differ by %g", path, step, s, d);
+            if (d > worst) worst = d;
+            next[s] = 0;
+            for (uint32_t v = 1; v < c->n_vocab; v++)
+                if (a[v] > a[next[s]]) next[s] = (int32_t)v;
+            int32_t best_batched = 0;
+            for (uint32_t v = 1; v < c->n_vocab; v++)
+                if (lm[i * c->n_vocab + v] > lm[i * c->n_vocab + best_batched]) best_batched = (int32_t)v;
+            assert_int_equal(best_batched, next[s]);
+            assert_int_equal(g3_context_n_past_seq(multi, s), g3_context_n_past(alone[s]));
+        }
+    }
+    print_message("%s: batched decode of %d sequences x %d steps, max |d| %g\n", path, NS, STEPS, worst);
+
+    /* refused, and nothing moves: a duplicate, a missing sequence, a bad id,
+     * a batch wider than n_ubatch, a full sequence */
+    uint32_t past[NS];
+    for (uint32_t s = 0; s < NS; s++) past[s] = g3_context_n_past_seq(multi, s);
+    const uint32_t dup[2] = {1, 1}, missing[2] = {0, NS};
+    const int32_t ok2[2] = {2, 3}, bad2[2] = {2, (int32_t)c->n_vocab};
+    assert_int_equal(g3_decode_batch(multi, dup, ok2, 2, lm, &err), -1);
+    assert_non_null(strstr(err.msg, "twice"));
+    assert_int_equal(g3_decode_batch(multi, missing, ok2, 2, lm, &err), -1);
+    assert_non_null(strstr(err.msg, "does not exist"));
+    const uint32_t two[2] = {0, 2};
+    assert_int_equal(g3_decode_batch(multi, two, bad2, 2, lm, &err), -1);
+    assert_non_null(strstr(err.msg, "outside the vocabulary"));
+    uint32_t wide[9];
+    int32_t wide_tok[9];
+    for (int i = 0; i < 9; i++) wide[i] = 0, wide_tok[i] = 2;
+    assert_int_equal(g3_decode_batch(multi, wide, wide_tok, 9, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "batch size"));
+    for (uint32_t s = 0; s < NS; s++) assert_int_equal(g3_context_n_past_seq(multi, s), past[s]);
+    /* sequence 1 filled to the brim: a batch with it is refused whole */
+    int32_t fill[128];
+    for (int i = 0; i < 128; i++) fill[i] = 2;
+    const uint32_t room = 128 - past[1];
+    assert_int_equal(g3_eval_seq(multi, 1, fill, room, NULL, false, &err), 0);
+    const uint32_t with_full[2] = {0, 1};
+    assert_int_equal(g3_decode_batch(multi, with_full, ok2, 2, lm, &err), -1);
+    assert_non_null(strstr(err.msg, "does not fit"));
+    assert_int_equal(g3_context_n_past_seq(multi, 0), past[0]);
+    /* truncating one sequence leaves the others */
+    assert_int_equal(g3_context_truncate_seq(multi, 1, 0, &err), 0);
+    assert_int_equal(g3_context_n_past_seq(multi, 1), 0);
+    assert_int_equal(g3_context_n_past_seq(multi, 2), past[2]);
+
+    for (uint32_t s = 0; s < NS; s++) g3_context_free(alone[s]);
+    g3_context_free(multi);
+    free(lm);
+    free(la);
+    g3_model_free(model);
+}
+
+static void test_decode_batch(void **state) {
+    decode_batch_case(F32_MODEL, 1e-4f);
+    decode_batch_case(GOLDEN "/models/g3-1b-s1234-q4_0.gguf", 1e-4f);
+    decode_batch_case(GOLDEN "/models/g3-1b-s1234-q4_k_m.gguf", 1e-4f);
+}
+
 static void test_bad_sequences_are_refused(void **state) {
     g3_context_params p = {.n_ctx = 32};
     g3_context *ctx;
@@ -326,6 +432,7 @@ int main(void) {
         cmocka_unit_test(test_batching_does_not_change_logits),
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_long_history_decode),
+        cmocka_unit_test(test_decode_batch),
         cmocka_unit_test(test_bad_sequences_are_refused),
         cmocka_unit_test(test_bad_model_files),
         cmocka_unit_test(test_vision_prompt_layout),

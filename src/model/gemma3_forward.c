@@ -30,10 +30,12 @@
 
 #define G3_DEFAULT_UBATCH 512
 #define G3_MAX_THREADS 512
+#define G3_MAX_SEQ 256
 
 struct g3_context {
     const g3_model *model;
-    g3_kv_cache kv;
+    uint32_t n_seq;
+    g3_kv_cache *kv;   /* n_seq caches of n_ctx positions: one per sequence */
     uint32_t n_ubatch;
     g3_thread_pool *pool;
     const g3_kernels *k;
@@ -51,6 +53,9 @@ struct g3_context {
     float *scores; /* n_threads x group x n_ctx: attention weights of one item */
     double *rope;  /* [2 kinds][T][D/2][cos, sin] */
     double *rope_pw; /* [2 kinds][D/2]: base^(-2i/D) */
+    /* the batch's rows: the cache each writes and reads, its position */
+    g3_kv_cache **row_kv;
+    uint32_t *row_pos;
     g3_qa qa;      /* 8-bit form of the input of the next product (E or H*D wide) */
     g3_qa qh;      /* 8-bit form of h */
 };
@@ -58,9 +63,9 @@ struct g3_context {
 /* ---- sizes ---- */
 
 typedef struct ctx_sizes {
-    uint32_t n_ctx, n_ubatch, n_threads;
+    uint32_t n_ctx, n_ubatch, n_threads, n_seq;
     g3_kv_type kv_type;
-    uint64_t floats, doubles, qa, qh, mm, total;
+    uint64_t floats, doubles, rows, qa, qh, mm, total;
 } ctx_sizes;
 
 static uint32_t max3(uint32_t a, uint32_t b, uint32_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
@@ -71,10 +76,11 @@ static void plan_scratch(const g3_config *c, const g3_kernels *k, ctx_sizes *s) 
     const uint32_t wide = E > QD ? (uint32_t)E : (uint32_t)QD;
     s->floats = U * (2 * E + 2 * QD + 2 * KVD + F) + (uint64_t)s->n_threads * (c->n_head / c->n_head_kv) * s->n_ctx;
     s->doubles = 2 * U * c->head_dim + c->head_dim;
+    s->rows = U * (sizeof(g3_kv_cache *) + sizeof(uint32_t));
     s->qa = g3_qa_bytes(s->n_ubatch, wide - wide % 32);
     s->qh = g3_qa_bytes(s->n_ubatch, c->n_ff - c->n_ff % 32);
     s->mm = g3_mm_bytes(k, s->n_threads, s->n_ubatch, max3(c->n_embd, (uint32_t)QD, c->n_ff));
-    s->total = 4 * s->floats + 8 * s->doubles + s->qa + s->qh + s->mm;
+    s->total = 4 * s->floats + 8 * s->doubles + s->rows + s->qa + s->qh + s->mm;
 }
 
 uint64_t g3_forward_scratch_bytes(const g3_config *cfg, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_threads) {
@@ -98,6 +104,8 @@ static int resolve_params(const g3_model *model, const g3_context_params *params
     s->n_ubatch = params && params->n_ubatch ? params->n_ubatch : G3_DEFAULT_UBATCH;
     if (s->n_ctx > (1u << 24)) return g3_fail(err, "context size %u is too large (limit 16777216)", s->n_ctx);
     if (s->n_ubatch > s->n_ctx) s->n_ubatch = s->n_ctx;
+    s->n_seq = params && params->n_seq ? params->n_seq : 1;
+    if (s->n_seq > G3_MAX_SEQ) return g3_fail(err, "%u sequences requested, at most %u", s->n_seq, G3_MAX_SEQ);
     const uint32_t usable = g3_cpu_usable_cpus();
     s->n_threads = params && params->n_threads ? params->n_threads : g3_cpu_physical_cores();
     if (s->n_threads > usable || s->n_threads > G3_MAX_THREADS)
@@ -113,7 +121,7 @@ int g3_context_memory(const g3_model *model, const g3_context_params *params, ui
     ctx_sizes s = {0};
     const g3_kernels *k = NULL;
     if (resolve_params(model, params, &s, &k, err)) return -1;
-    *kv_bytes = g3_kv_cache_bytes(&model->cfg, s.n_ctx, s.n_ubatch, s.kv_type);
+    *kv_bytes = g3_kv_cache_bytes(&model->cfg, s.n_ctx, s.n_ubatch, s.kv_type) * s.n_seq;
     *scratch_bytes = s.total;
     return 0;
 }
@@ -158,7 +166,8 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     const g3_kernels *k = NULL;
     if (resolve_params(model, params, &s, &k, err)) return -1;
     /* refuse before allocating what the machine cannot hold */
-    const uint64_t kv_bytes = g3_kv_cache_bytes(c, s.n_ctx, s.n_ubatch, s.kv_type), need = kv_bytes + s.total;
+    const uint64_t kv_bytes = g3_kv_cache_bytes(c, s.n_ctx, s.n_ubatch, s.kv_type) * s.n_seq,
+                   need = kv_bytes + s.total;
     const uint64_t avail = g3_mem_available_bytes();
     if (avail && need > avail && !(params && params->skip_memory_check))
         return g3_fail(err,
@@ -176,12 +185,18 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     ctx->attn_scores = k->attn_scores[kt] ? k->attn_scores[kt] : g3_kernels_scalar.attn_scores[kt];
     ctx->attn_values = k->attn_values[kt] ? k->attn_values[kt] : g3_kernels_scalar.attn_values[kt];
     ctx->scratch_bytes = s.total;
+    ctx->kv = calloc(s.n_seq, sizeof *ctx->kv);
+    if (!ctx->kv) {
+        free(ctx);
+        return g3_fail(err, "out of memory");
+    }
     /* slack = n_ubatch: a batch writes all its keys before its first query
      * looks back a whole window */
-    if (g3_kv_cache_init(&ctx->kv, c, s.n_ctx, s.n_ubatch, s.kv_type, err)) {
-        free(ctx);
-        return -1;
-    }
+    for (; ctx->n_seq < s.n_seq; ctx->n_seq++)
+        if (g3_kv_cache_init(&ctx->kv[ctx->n_seq], c, s.n_ctx, s.n_ubatch, s.kv_type, err)) {
+            g3_context_free(ctx);
+            return -1;
+        }
     if (g3_thread_pool_new(s.n_threads, &ctx->pool, err) ||
         g3_mm_init(&ctx->mm, ctx->pool, k, s.n_ubatch, max3(c->n_embd, c->n_head * c->head_dim, c->n_ff), err)) {
         g3_context_free(ctx);
@@ -200,7 +215,9 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     ctx->scores = alloc_floats((uint64_t)s.n_threads * (c->n_head / c->n_head_kv) * s.n_ctx);
     ctx->rope = malloc(sizeof(double) * 2 * U * c->head_dim);
     ctx->rope_pw = malloc(sizeof(double) * c->head_dim);
-    if (!ctx->x || !ctx->xb || !ctx->q || !ctx->kk || !ctx->vv || !ctx->att || !ctx->h || !ctx->scores ||
+    ctx->row_kv = malloc(sizeof *ctx->row_kv * U);
+    ctx->row_pos = malloc(sizeof *ctx->row_pos * U);
+    if (!ctx->row_kv || !ctx->row_pos || !ctx->x || !ctx->xb || !ctx->q || !ctx->kk || !ctx->vv || !ctx->att || !ctx->h || !ctx->scores ||
         !ctx->rope || !ctx->rope_pw || g3_qa_alloc(&ctx->qa, s.n_ubatch, wide - wide % 32) ||
         g3_qa_alloc(&ctx->qh, s.n_ubatch, c->n_ff - c->n_ff % 32)) {
         g3_context_free(ctx);
@@ -219,7 +236,10 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
 
 void g3_context_free(g3_context *ctx) {
     if (!ctx) return;
-    g3_kv_cache_free(&ctx->kv);
+    for (uint32_t i = 0; i < ctx->n_seq; i++) g3_kv_cache_free(&ctx->kv[i]);
+    free(ctx->kv);
+    free(ctx->row_kv);
+    free(ctx->row_pos);
     g3_mm_free(&ctx->mm);
     g3_thread_pool_free(ctx->pool);
     free(ctx->x);
@@ -237,24 +257,35 @@ void g3_context_free(g3_context *ctx) {
     free(ctx);
 }
 
-uint32_t g3_context_n_past(const g3_context *ctx) { return ctx->kv.n_past; }
-uint32_t g3_context_n_ctx(const g3_context *ctx) { return ctx->kv.n_ctx; }
+uint32_t g3_context_n_seq(const g3_context *ctx) { return ctx->n_seq; }
+uint32_t g3_context_n_ctx(const g3_context *ctx) { return ctx->kv[0].n_ctx; }
+uint32_t g3_context_n_ubatch(const g3_context *ctx) { return ctx->n_ubatch; }
+uint32_t g3_context_n_past(const g3_context *ctx) { return ctx->kv[0].n_past; }
+uint32_t g3_context_n_past_seq(const g3_context *ctx, uint32_t seq) {
+    return seq < ctx->n_seq ? ctx->kv[seq].n_past : 0;
+}
 
 int g3_context_truncate(g3_context *ctx, uint32_t n_keep, g3_error *err) {
+    return g3_context_truncate_seq(ctx, 0, n_keep, err);
+}
+
+int g3_context_truncate_seq(g3_context *ctx, uint32_t seq, uint32_t n_keep, g3_error *err) {
     const g3_config *c = &ctx->model->cfg;
-    if (n_keep >= ctx->kv.n_past) return 0;
+    if (seq >= ctx->n_seq) return g3_fail(err, "sequence %u does not exist (the context has %u)", seq, ctx->n_seq);
+    g3_kv_cache *kv = &ctx->kv[seq];
+    if (n_keep >= kv->n_past) return 0;
     if (n_keep == 0) { /* a fresh start needs nothing the ring may have lost */
-        ctx->kv.n_past = ctx->kv.n_valid_from = 0;
+        kv->n_past = kv->n_valid_from = 0;
         return 0;
     }
     /* the next query (at n_keep) needs the window of keys before it */
     uint32_t needed_from = n_keep + 1 > c->window ? n_keep + 1 - c->window : 0;
-    if (c->window && needed_from < ctx->kv.n_valid_from)
+    if (c->window && needed_from < kv->n_valid_from)
         return g3_fail(err,
                        "cannot roll back to position %u: the sliding-window cache keeps positions "
                        "from %u on; evaluate the sequence again",
-                       n_keep, ctx->kv.n_valid_from);
-    ctx->kv.n_past = n_keep;
+                       n_keep, kv->n_valid_from);
+    kv->n_past = n_keep;
     return 0;
 }
 
@@ -263,7 +294,7 @@ int g3_context_truncate(g3_context *ctx, uint32_t n_keep, g3_error *err) {
 /* Work split over the T tokens of a batch; T = 1 runs on the caller. */
 typedef struct step {
     g3_context *ctx;
-    uint32_t il, T, pos0;
+    uint32_t il, T;
     bool bidirectional;
     const float *norm_a, *norm_b; /* residual step: post-norm, next pre-norm (or NULL) */
     g3_qa *q8;                    /* residual step: quantize the next input */
@@ -290,7 +321,7 @@ static void rope_tables_task(void *arg, uint32_t ith, uint32_t nth) {
         for (uint64_t t = t0; t < t1; t++) {
             double *tab = ctx->rope + ((kind * st->T + t) * half) * 2;
             for (uint32_t i = 0; i < half; i++) {
-                const double theta = (double)(st->pos0 + t) * fscale * ctx->rope_pw[kind * half + i];
+                const double theta = (double)ctx->row_pos[t] * fscale * ctx->rope_pw[kind * half + i];
                 tab[2 * i] = cos(theta);
                 tab[2 * i + 1] = sin(theta);
             }
@@ -318,7 +349,7 @@ static void qk_rope_store_task(void *arg, uint32_t ith, uint32_t nth) {
     uint64_t t0, t1;
     g3_split_range(st->T, 1, ith, nth, &t0, &t1);
     for (uint64_t t = t0; t < t1; t++) {
-        const uint32_t pos = st->pos0 + (uint32_t)t;
+        const uint32_t pos = ctx->row_pos[t];
         const double *tab = ctx->rope + ((kind * st->T + t) * (D / 2)) * 2;
         float *q = ctx->q + t * QD, *k = ctx->kk + t * KVD;
         for (uint32_t h = 0; h < c->n_head; h++) {
@@ -331,7 +362,7 @@ static void qk_rope_store_task(void *arg, uint32_t ith, uint32_t nth) {
             ctx->k->rmsnorm(k + h * D, k + h * D, L->k_norm, D, c->rms_eps);
             rope_apply(k + h * D, D, tab);
         }
-        g3_kv_cache_store(&ctx->kv, st->il, pos, k, ctx->vv + t * KVD);
+        g3_kv_cache_store(ctx->row_kv[t], st->il, pos, k, ctx->vv + t * KVD);
     }
 }
 
@@ -347,17 +378,18 @@ static void attention_task(void *arg, uint32_t ith, uint32_t nth) {
     g3_context *ctx = st->ctx;
     const g3_config *c = &ctx->model->cfg;
     const g3_kernels *k = ctx->k;
-    const g3_kv_cache *kv = &ctx->kv;
     const uint32_t D = c->head_dim, H = c->n_head, QD = H * D, group = H / c->n_head_kv, hq = st->heads_per_item;
     const bool global = c->is_global[st->il];
-    const size_t ld_s = kv->n_ctx;
+    const size_t ld_s = ctx->kv[0].n_ctx;
     float *s = ctx->scores + (size_t)ith * group * ld_s;
     const uint32_t per_token = H / hq, items = st->T * per_token;
     for (;;) {
         const uint32_t item = atomic_fetch_add_explicit(&st->next, 1, memory_order_relaxed);
         if (item >= items) break;
-        const uint32_t t = item / per_token, h = item % per_token * hq, pos = st->pos0 + t;
-        const uint32_t hi = st->bidirectional ? st->pos0 + st->T - 1 : pos;
+        const uint32_t t = item / per_token, h = item % per_token * hq, pos = ctx->row_pos[t];
+        const g3_kv_cache *kv = ctx->row_kv[t];
+        /* a bidirectional batch is one sequence's consecutive positions */
+        const uint32_t hi = st->bidirectional ? ctx->row_pos[st->T - 1] : pos;
         const uint32_t lo = (!global && c->window && pos + 1 > c->window) ? pos + 1 - c->window : 0;
         const uint32_t n = hi - lo + 1, hkv = h / group, slots = kv->n_slots[st->il];
         float *out = ctx->att + (size_t)t * QD + h * D;
@@ -433,8 +465,10 @@ static g3_qa *q8_for(g3_context *ctx, g3_qa *qa, uint32_t T, uint32_t K, const g
 
 /* ---- the forward pass ---- */
 
-/* Positions pos0..pos0+T-1 (T <= n_ubatch). Inputs are token ids, or
- * embeddings when tokens is NULL. */
+/* T rows (T <= n_ubatch), row t at position row_pos[t] of the cache
+ * row_kv[t]: one sequence's consecutive positions, or one position each of
+ * several sequences (batched decoding). Inputs are token ids, or embeddings
+ * when tokens is NULL. */
 static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *embd, uint32_t T,
                            bool bidirectional, float *logits, bool all_logits) {
     const g3_model *m = ctx->model;
@@ -442,9 +476,8 @@ static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *
     const g3_weights *w = &m->w;
     g3_mm *mm = &ctx->mm;
     const uint32_t E = c->n_embd, D = c->head_dim, QD = c->n_head * D, KVD = c->n_head_kv * D, F = c->n_ff;
-    const uint32_t pos0 = ctx->kv.n_past;
     const float eps = c->rms_eps;
-    step st = {.ctx = ctx, .T = T, .pos0 = pos0, .bidirectional = bidirectional};
+    step st = {.ctx = ctx, .T = T, .bidirectional = bidirectional};
 
     /* x (T, E) = token_embd[tok] * sqrt(E); embeddings of images are not scaled */
     const float emb_scale = sqrtf((float)E);
@@ -530,27 +563,50 @@ static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *
             for (uint32_t t = 0; t < rows; t++) g3_softcap(logits + (size_t)t * c->n_vocab, (int)c->n_vocab, c->final_softcap);
     }
 
-    /* the ring of a local layer now holds positions from here on */
-    ctx->kv.n_past = pos0 + T;
-    for (uint32_t il = 0; il < c->n_layer; il++) {
-        uint32_t slots = ctx->kv.n_slots[il];
-        if (ctx->kv.n_past > slots && ctx->kv.n_past - slots > ctx->kv.n_valid_from)
-            ctx->kv.n_valid_from = ctx->kv.n_past - slots;
+    /* each row's cache now holds its position; the ring of a local layer
+     * keeps positions from n_past - slots on */
+    for (uint32_t t = 0; t < T; t++) {
+        g3_kv_cache *kv = ctx->row_kv[t];
+        if (ctx->row_pos[t] + 1 > kv->n_past) kv->n_past = ctx->row_pos[t] + 1;
+        for (uint32_t il = 0; il < c->n_layer; il++) {
+            uint32_t slots = kv->n_slots[il];
+            if (kv->n_past > slots && kv->n_past - slots > kv->n_valid_from) kv->n_valid_from = kv->n_past - slots;
+        }
     }
 }
 
-static int check_room(const g3_context *ctx, uint32_t n, g3_error *err) {
+static int check_seq(const g3_context *ctx, uint32_t seq, uint32_t n, g3_error *err) {
+    if (seq >= ctx->n_seq) return g3_fail(err, "sequence %u does not exist (the context has %u)", seq, ctx->n_seq);
     if (n == 0) return g3_fail(err, "empty sequence: nothing to evaluate");
-    if ((uint64_t)ctx->kv.n_past + n > ctx->kv.n_ctx)
+    const g3_kv_cache *kv = &ctx->kv[seq];
+    if ((uint64_t)kv->n_past + n > kv->n_ctx)
         return g3_fail(err,
                        "sequence of %u positions does not fit the context: %u already used, "
                        "context size %u",
-                       n, ctx->kv.n_past, ctx->kv.n_ctx);
+                       n, kv->n_past, kv->n_ctx);
     return 0;
 }
 
+static int check_tokens(const g3_context *ctx, const int32_t *tokens, uint32_t n, g3_error *err) {
+    const uint32_t n_vocab = ctx->model->cfg.n_vocab;
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= n_vocab)
+            return g3_fail(err, "token id %d at index %u is outside the vocabulary (%u tokens)", tokens[i], i,
+                           n_vocab);
+    return 0;
+}
+
+/* The rows of a batch of len consecutive positions of one sequence. */
+static void rows_of_seq(g3_context *ctx, uint32_t seq, uint32_t len) {
+    g3_kv_cache *kv = &ctx->kv[seq];
+    for (uint32_t t = 0; t < len; t++) {
+        ctx->row_kv[t] = kv;
+        ctx->row_pos[t] = kv->n_past + t;
+    }
+}
+
 /* Splits the work into ubatches; logits rows follow the positions. */
-static void eval_split(g3_context *ctx, const int32_t *tokens, const float *embd, uint32_t n,
+static void eval_split(g3_context *ctx, uint32_t seq, const int32_t *tokens, const float *embd, uint32_t n,
                        float *logits, bool all_logits) {
     const g3_config *c = &ctx->model->cfg;
     for (uint32_t done = 0; done < n;) {
@@ -559,6 +615,7 @@ static void eval_split(g3_context *ctx, const int32_t *tokens, const float *embd
         float *rows = NULL;
         if (logits && all_logits) rows = logits + (size_t)done * c->n_vocab;
         else if (logits && last) rows = logits;
+        rows_of_seq(ctx, seq, len);
         forward_ubatch(ctx, tokens ? tokens + done : NULL, embd ? embd + (size_t)done * c->n_embd : NULL,
                        len, false, rows, all_logits);
         done += len;
@@ -567,27 +624,51 @@ static void eval_split(g3_context *ctx, const int32_t *tokens, const float *embd
 
 int g3_eval(g3_context *ctx, const int32_t *tokens, uint32_t n, float *logits, bool all_logits,
             g3_error *err) {
-    if (check_room(ctx, n, err)) return -1;
-    const uint32_t n_vocab = ctx->model->cfg.n_vocab;
-    for (uint32_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || (uint32_t)tokens[i] >= n_vocab)
-            return g3_fail(err, "token id %d at index %u is outside the vocabulary (%u tokens)",
-                           tokens[i], i, n_vocab);
-    eval_split(ctx, tokens, NULL, n, logits, all_logits);
+    return g3_eval_seq(ctx, 0, tokens, n, logits, all_logits, err);
+}
+
+int g3_eval_seq(g3_context *ctx, uint32_t seq, const int32_t *tokens, uint32_t n, float *logits, bool all_logits,
+                g3_error *err) {
+    if (check_seq(ctx, seq, n, err) || check_tokens(ctx, tokens, n, err)) return -1;
+    eval_split(ctx, seq, tokens, NULL, n, logits, all_logits);
     return 0;
 }
 
 int g3_eval_embeddings(g3_context *ctx, const float *embd, uint32_t n, bool bidirectional,
                        float *logits, bool all_logits, g3_error *err) {
-    if (check_room(ctx, n, err)) return -1;
+    return g3_eval_embeddings_seq(ctx, 0, embd, n, bidirectional, logits, all_logits, err);
+}
+
+int g3_eval_embeddings_seq(g3_context *ctx, uint32_t seq, const float *embd, uint32_t n, bool bidirectional,
+                           float *logits, bool all_logits, g3_error *err) {
+    if (check_seq(ctx, seq, n, err)) return -1;
     if (!bidirectional) {
-        eval_split(ctx, NULL, embd, n, logits, all_logits);
+        eval_split(ctx, seq, NULL, embd, n, logits, all_logits);
         return 0;
     }
     /* one image must be one batch: its positions see each other */
     if (n > ctx->n_ubatch)
         return g3_fail(err, "a bidirectional block of %u positions exceeds the batch size %u", n,
                        ctx->n_ubatch);
+    rows_of_seq(ctx, seq, n);
     forward_ubatch(ctx, NULL, embd, n, true, logits, all_logits);
+    return 0;
+}
+
+int g3_decode_batch(g3_context *ctx, const uint32_t *seqs, const int32_t *tokens, uint32_t n, float *logits,
+                    g3_error *err) {
+    if (n == 0) return g3_fail(err, "empty batch: nothing to decode");
+    if (n > ctx->n_ubatch) return g3_fail(err, "a batch of %u sequences exceeds the batch size %u", n, ctx->n_ubatch);
+    if (check_tokens(ctx, tokens, n, err)) return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (check_seq(ctx, seqs[i], 1, err)) return -1;
+        for (uint32_t j = 0; j < i; j++)
+            if (seqs[j] == seqs[i]) return g3_fail(err, "sequence %u appears twice in one decode batch", seqs[i]);
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        ctx->row_kv[t] = &ctx->kv[seqs[t]];
+        ctx->row_pos[t] = ctx->row_kv[t]->n_past;
+    }
+    forward_ubatch(ctx, tokens, NULL, n, false, logits, logits != NULL);
     return 0;
 }
