@@ -72,7 +72,9 @@ typedef enum g3_part_type {
 typedef struct g3_part {
     g3_part_type type;
     char *text;       /* TEXT */
-    char *path;       /* IMAGE, VIDEO_FRAME */
+    char *path;       /* IMAGE, VIDEO_FRAME: the file (or NULL for an IMAGE given as bytes) */
+    uint8_t *data;    /* IMAGE given as bytes (an upload): the encoded file, data_len bytes */
+    size_t data_len;
     double seconds;   /* VIDEO_FRAME: its time in the clip */
     uint32_t frame, n_frames;
 } g3_part;

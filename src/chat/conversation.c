@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/read_file.h"
+#include "base/base64.h"
 #include "gemma3_chat.h"
 
 #define CONVERSATION_FORMAT "gemma-chat-conversation"
@@ -21,6 +22,7 @@ void g3_parts_free(g3_part *parts, size_t n) {
     for (size_t i = 0; parts && i < n; i++) {
         free(parts[i].text);
         free(parts[i].path);
+        free(parts[i].data);
     }
     free(parts);
 }
@@ -91,16 +93,20 @@ static int copy_parts(const g3_part *src, size_t n, g3_part **out, g3_error *err
         *d = src[i];
         d->text = src[i].text ? strdup(src[i].text) : NULL;
         d->path = src[i].path ? strdup(src[i].path) : NULL;
-        if ((src[i].text && !d->text) || (src[i].path && !d->path)) {
+        d->data = src[i].data ? malloc(src[i].data_len ? src[i].data_len : 1) : NULL;
+        if (d->data) memcpy(d->data, src[i].data, src[i].data_len);
+        if ((src[i].text && !d->text) || (src[i].path && !d->path) || (src[i].data && !d->data)) {
             g3_parts_free(*out, i + 1);
             *out = NULL;
             return g3_fail(err, "out of memory");
         }
         bool text = d->type == G3_PART_TEXT;
-        if ((text && !d->text) || (!text && !d->path) || d->type > G3_PART_VIDEO_FRAME) {
+        bool has_image = d->type == G3_PART_IMAGE ? (d->path != NULL) != (d->data != NULL) : d->path != NULL;
+        if ((text && !d->text) || (!text && !has_image) || d->type > G3_PART_VIDEO_FRAME) {
             g3_parts_free(*out, i + 1);
             *out = NULL;
-            return g3_fail(err, "part %zu: a text part needs text, an image or frame part a path", i + 1);
+            return g3_fail(err, "part %zu: a text part needs text, an image a path or its bytes (one of them), a "
+                                "video frame a path", i + 1);
         }
     }
     return 0;
@@ -148,7 +154,13 @@ static bool parts_to_json(cJSON *jt, const g3_turn *t) {
         cJSON_AddItemToArray(parts, jp);
         cJSON_AddStringToObject(jp, "type", k_part_names[p->type]);
         if (p->type == G3_PART_TEXT) cJSON_AddStringToObject(jp, "text", p->text);
-        else cJSON_AddStringToObject(jp, "path", p->path);
+        else if (p->path) cJSON_AddStringToObject(jp, "path", p->path);
+        else {
+            char *b64 = g3_base64_encode(p->data, p->data_len);
+            bool ok = b64 && cJSON_AddStringToObject(jp, "data", b64);
+            free(b64);
+            if (!ok) return false;
+        }
         if (p->type == G3_PART_VIDEO_FRAME) {
             cJSON_AddNumberToObject(jp, "seconds", p->seconds);
             cJSON_AddNumberToObject(jp, "frame", p->frame);
@@ -219,8 +231,18 @@ static int parse_part(const cJSON *jp, size_t turn, size_t k, g3_part *p, g3_err
         if (!strcmp(type->valuestring, k_part_names[i])) t = i;
     if (t < 0) return g3_fail(err, "turn %zu, part %zu: \"type\" must be text, image or video_frame", turn, k);
     p->type = (g3_part_type)t;
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(jp, "data");
+    if (t == G3_PART_IMAGE && !path && cJSON_IsString(data)) { /* an image kept as its bytes */
+        const size_t n = strlen(data->valuestring);
+        p->data = malloc(g3_base64_decoded_max(n)); /* owned here: freed by parse_parts */
+        if (!p->data) return g3_fail(err, "out of memory");
+        if (g3_base64_decode(data->valuestring, n, p->data, &p->data_len, err))
+            return g3_error_prefix(err, "turn %zu, part %zu: \"data\"", turn, k);
+        return 0;
+    }
     if (t == G3_PART_TEXT ? !cJSON_IsString(text) : !cJSON_IsString(path))
-        return g3_fail(err, "turn %zu, part %zu: needs a string \"%s\"", turn, k, t == G3_PART_TEXT ? "text" : "path");
+        return g3_fail(err, "turn %zu, part %zu: needs a string \"%s\"", turn, k,
+                       t == G3_PART_TEXT ? "text" : t == G3_PART_IMAGE ? "path\" or \"data" : "path");
     p->text = t == G3_PART_TEXT ? text->valuestring : NULL; /* borrowed: copied by add_parts */
     p->path = t == G3_PART_TEXT ? NULL : path->valuestring;
     if (t == G3_PART_VIDEO_FRAME) {
@@ -249,6 +271,7 @@ static int parse_parts(g3_conversation *c, const cJSON *jparts, size_t turn, g3_
         k++;
     }
     if (rc == 0) rc = g3_conversation_add_parts(c, parts, n, err);
+    for (size_t i = 0; i < n; i++) free(parts[i].data); /* add_parts copied it */
     free(parts); /* the strings were borrowed from the JSON */
     return rc;
 }
