@@ -39,8 +39,8 @@
 #include "tensor/type_ops.h"
 #include "test_util.h"
 
-static const uint32_t k_qtypes[] = {G3_TYPE_Q8_0, G3_TYPE_Q4_0, G3_TYPE_Q5_0,
-                                    G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K};
+static const uint32_t k_qtypes[] = {G3_TYPE_Q8_0, G3_TYPE_Q4_0, G3_TYPE_Q5_0,  G3_TYPE_Q4_1, G3_TYPE_Q5_1,
+                                    G3_TYPE_IQ4_NL, G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K};
 static const uint32_t k_ftypes[] = {G3_TYPE_F32, G3_TYPE_F16, G3_TYPE_BF16};
 #define N_QTYPES (sizeof k_qtypes / sizeof k_qtypes[0])
 #define N_FTYPES (sizeof k_ftypes / sizeof k_ftypes[0])
@@ -164,7 +164,7 @@ static void test_quantize_is_bit_identical(void **state) {
 static void test_qgemv_all_types(void **state) {
     const g3_kernels *paths[2];
     size_t np = simd_paths(paths);
-    const uint32_t sizes[] = {32, 96, 544, 1056, 256, 768, 2304};
+    const uint32_t sizes[] = {32, 96, 544, 640, 1056, 1152, 256, 768, 2304};
     const uint32_t n_rows = 7;
     for (size_t ti = 0; ti < N_QTYPES; ti++) {
         const uint32_t type = k_qtypes[ti];
@@ -584,7 +584,8 @@ static void test_matmul_driver(void **state) {
     const uint32_t K = 256, N1 = 200, N2 = 67, F = 96, Tmax = 9;
     g3_mm mm;
     assert_int_equal(g3_mm_init(&mm, pool, k, Tmax, K, &err), 0);
-    const uint32_t types[] = {G3_TYPE_Q4_0, G3_TYPE_Q8_0, G3_TYPE_Q6_K, G3_TYPE_BF16, G3_TYPE_F32};
+    const uint32_t types[] = {G3_TYPE_Q4_0, G3_TYPE_Q8_0, G3_TYPE_Q6_K, G3_TYPE_Q4_1, G3_TYPE_Q5_1, G3_TYPE_IQ4_NL,
+                              G3_TYPE_BF16, G3_TYPE_F32};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const uint32_t type = types[ti];
         size_t rb;

@@ -5,7 +5,8 @@
  *   f32 values against a brute-force nearest-even search;
  * - hand-built blocks of every quantized type with known contents, decoded
  *   to values worked out by hand (the independent check of ggml's bit layout);
- * - quantize -> dequantize error on Gaussian rows, per type;
+ * - quantize -> dequantize error on Gaussian rows, per type; Q4_1/Q5_1/IQ4_NL
+ *   quantizer bytes against ggml's reference;
  * - dot_f32 against a double dot over to_float, on quantized and on random
  *   blocks.
  */
@@ -25,8 +26,8 @@
 #include "test_util.h"
 
 static const uint32_t k_supported[] = {
-    G3_TYPE_F32,  G3_TYPE_F16,  G3_TYPE_BF16, G3_TYPE_Q8_0, G3_TYPE_Q4_0,
-    G3_TYPE_Q5_0, G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K,
+    G3_TYPE_F32,  G3_TYPE_F16,  G3_TYPE_BF16, G3_TYPE_Q8_0, G3_TYPE_Q4_0,  G3_TYPE_Q5_0,
+    G3_TYPE_Q4_1, G3_TYPE_Q5_1, G3_TYPE_IQ4_NL, G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K,
 };
 #define N_SUPPORTED (sizeof k_supported / sizeof k_supported[0])
 
@@ -96,7 +97,10 @@ static void test_table_matches_type_info(void **state) {
             assert_non_null(ops->dot_f32);
         }
     }
-    assert_null(g3_type_ops_get(G3_TYPE_Q4_1));
+    for (size_t i = 0; i < N_SUPPORTED; i++) assert_non_null(g3_type_ops_get(k_supported[i]));
+    assert_null(g3_type_ops_get(G3_TYPE_Q8_1)); /* an activation type, never a weight */
+    assert_null(g3_type_ops_get(G3_TYPE_Q2_K));
+    assert_null(g3_type_ops_get(G3_TYPE_IQ4_XS));
     assert_null(g3_type_ops_get(G3_TYPE_Q8_K));
     assert_null(g3_type_ops_get(UINT32_MAX));
 }
@@ -369,6 +373,79 @@ static void test_q5_0_decode(void **state) {
     assert_floats_equal(out, want, 32);
 }
 
+static void test_q4_1_decode(void **state) {
+    (void)state;
+    uint8_t b[2 * 20];
+    put_le16(b, 0x3800);     /* d = 0.5 */
+    put_le16(b + 2, 0xc080); /* m = -2.25 */
+    for (int j = 0; j < 16; j++) b[4 + j] = (uint8_t)(j | ((15 - j) << 4));
+    put_le16(b + 20, 0xbe00); /* second block: d = -1.5 */
+    put_le16(b + 22, 0x5640); /* m = 100 */
+    for (int j = 0; j < 16; j++) b[24 + j] = (uint8_t)(0x5a ^ (j * 17));
+    /* Elements 0-15 are the low nibbles 0..15, 16-31 the high nibbles
+     * 15..0; value q * 0.5 - 2.25 (no code offset). */
+    float want[64] = {
+        -2.25f, -1.75f, -1.25f, -0.75f, -0.25f, 0.25f, 0.75f, 1.25f,
+        1.75f,  2.25f,  2.75f,  3.25f,  3.75f,  4.25f, 4.75f, 5.25f,
+        5.25f,  4.75f,  4.25f,  3.75f,  3.25f,  2.75f, 2.25f, 1.75f,
+        1.25f,  0.75f,  0.25f,  -0.25f, -0.75f, -1.25f, -1.75f, -2.25f,
+    };
+    for (int j = 0; j < 16; j++) {
+        const uint8_t q = (uint8_t)(0x5a ^ (j * 17));
+        want[32 + j] = -1.5f * (float)(q & 15) + 100.0f;
+        want[48 + j] = -1.5f * (float)(q >> 4) + 100.0f;
+    }
+    float out[64];
+    ops_of(G3_TYPE_Q4_1)->to_float(b, out, 64);
+    assert_floats_equal(out, want, 64);
+}
+
+static void test_q5_1_decode(void **state) {
+    (void)state;
+    uint8_t b[24];
+    put_le16(b, 0x3400);     /* d = 0.25 */
+    put_le16(b + 2, 0xc400); /* m = -4 */
+    /* qh as a little-endian u32 = 0x40018003: bits 0, 1, 15, 16, 30 set. */
+    b[4] = 0x03;
+    b[5] = 0x80;
+    b[6] = 0x01;
+    b[7] = 0x40;
+    for (int j = 0; j < 16; j++) b[8 + j] = (uint8_t)(j | ((15 - j) << 4));
+    /* Element j < 16: q = j (+16 for j = 0, 1, 15); element 16 + j:
+     * q = 15 - j (+16 for j = 0, 14); value q * 0.25 - 4. */
+    const float want[32] = {
+        0.0f,   0.25f,  -3.5f, -3.25f, -3.0f,  -2.75f, -2.5f,  -2.25f,
+        -2.0f,  -1.75f, -1.5f, -1.25f, -1.0f,  -0.75f, -0.5f,  3.75f,
+        3.75f,  -0.5f,  -0.75f, -1.0f, -1.25f, -1.5f,  -1.75f, -2.0f,
+        -2.25f, -2.5f,  -2.75f, -3.0f, -3.25f, -3.5f,  0.25f,  -4.0f,
+    };
+    float out[32];
+    ops_of(G3_TYPE_Q5_1)->to_float(b, out, 32);
+    assert_floats_equal(out, want, 32);
+}
+
+static void test_iq4_nl_decode(void **state) {
+    (void)state;
+    uint8_t b[2 * 18];
+    put_le16(b, 0x3800); /* d = 0.5 */
+    for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)(j | ((15 - j) << 4));
+    put_le16(b + 18, 0xc000); /* second block: d = -2, every nibble 8 (table value 1) */
+    memset(b + 20, 0x88, 16);
+    /* ggml's kvalues_iq4nl {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13,
+     * 25, 38, 53, 69, 89, 113} times 0.5: elements 0-15 index 0..15 (low
+     * nibbles), 16-31 index 15..0 (high nibbles). */
+    float want[64] = {
+        -63.5f, -52.0f, -41.5f, -32.5f, -24.5f, -17.5f, -11.0f, -5.0f,
+        0.5f,   6.5f,   12.5f,  19.0f,  26.5f,  34.5f,  44.5f,  56.5f,
+        56.5f,  44.5f,  34.5f,  26.5f,  19.0f,  12.5f,  6.5f,   0.5f,
+        -5.0f,  -11.0f, -17.5f, -24.5f, -32.5f, -41.5f, -52.0f, -63.5f,
+    };
+    for (int j = 32; j < 64; j++) want[j] = -2.0f;
+    float out[64];
+    ops_of(G3_TYPE_IQ4_NL)->to_float(b, out, 64);
+    assert_floats_equal(out, want, 64);
+}
+
 /* Sub-block scales {1, 2, 3, 63, 10, 33, 47, 5} and mins {0, 4, 63, 7, 20, 1,
  * 32, 62} packed by hand into ggml's 12-byte layout:
  *   bytes 0-3:  scale[0..3] | top 2 bits of scale[4..7] << 6
@@ -492,12 +569,14 @@ typedef struct rt_case {
  * our bytes equal its.
  *   F32 0                  F16 0.0208% [0.0213%]  BF16 0.166% [0.171%]
  *   Q8_0 0.535% [0.538%]   Q6_K 1.764% [1.793%]
- *   Q5_K 3.598% [3.598%]   Q5_0 4.294% [4.294%]
- *   Q4_K 7.143% [7.169%]   Q4_0 8.614% [9.045%] */
+ *   Q5_K 3.598% [3.598%]   Q5_1 3.801% [3.999%]   Q5_0 4.294% [4.294%]
+ *   Q4_K 7.143% [7.169%]   IQ4_NL 7.577% [7.888%] Q4_1 7.763% [8.212%]
+ *   Q4_0 8.614% [9.045%] */
 static const rt_case k_rt_cases[] = {
     {G3_TYPE_F32, 0.0},     {G3_TYPE_F16, 3e-4},    {G3_TYPE_BF16, 2.5e-3},
     {G3_TYPE_Q8_0, 0.006},  {G3_TYPE_Q6_K, 0.020},  {G3_TYPE_Q5_K, 0.042},
     {G3_TYPE_Q5_0, 0.048},  {G3_TYPE_Q4_K, 0.080},  {G3_TYPE_Q4_0, 0.098},
+    {G3_TYPE_Q5_1, 0.044},  {G3_TYPE_IQ4_NL, 0.086}, {G3_TYPE_Q4_1, 0.090},
 };
 
 static double round_trip_error(uint32_t type, int64_t n, uint64_t seed) {
@@ -539,7 +618,7 @@ static void test_round_trip_gaussian(void **state) {
             double e = round_trip_error(t, lens[k], 2000 + (uint64_t)k * 77 + t);
             if (e > worst) worst = e;
         }
-        print_message("round trip %-5s relative RMS error %.4f%% (long row %.4f%%)\n",
+        print_message("round trip %-6s relative RMS error %.4f%% (long row %.4f%%)\n",
                       g3_type_info_get(t)->name, 100.0 * worst, 100.0 * long_row_error(t));
         if (worst > k_rt_cases[c].bound)
             fail_msg("%s: relative RMS error %.5f > bound %.5f", g3_type_info_get(t)->name, worst,
@@ -549,6 +628,12 @@ static void test_round_trip_gaussian(void **state) {
      * catches a K-quant search that silently degrades to the plain range. */
     assert_true(long_row_error(G3_TYPE_Q4_K) < 0.95 * long_row_error(G3_TYPE_Q4_0));
     assert_true(long_row_error(G3_TYPE_Q5_K) < 0.95 * long_row_error(G3_TYPE_Q5_0));
+    /* Likewise the offset and non-linear 32-blocks against Q4_0/Q5_0
+     * (measured ratios 0.90, 0.89, 0.88): a Q4_1/Q5_1 whose minimum is
+     * ignored, or an IQ4_NL whose scale search is skipped, fails here. */
+    assert_true(long_row_error(G3_TYPE_Q4_1) < 0.95 * long_row_error(G3_TYPE_Q4_0));
+    assert_true(long_row_error(G3_TYPE_Q5_1) < 0.95 * long_row_error(G3_TYPE_Q5_0));
+    assert_true(long_row_error(G3_TYPE_IQ4_NL) < 0.95 * long_row_error(G3_TYPE_Q4_0));
 }
 
 /* Zero rows must decode to exact zeros (no NaN from 0/0 scales), and a row
@@ -610,6 +695,45 @@ static void test_legacy_requantize_is_identity(void **state) {
     }
 }
 
+/* The quantizers' bytes for three blocks (mixed signs; all positive, so m
+ * > 0; repeated values with exact ties) against ggml's reference, computed
+ * outside this project: Q4_1/Q5_1 by the gguf Python package's ports of
+ * quantize_row_q4_1_ref / q5_1_ref, IQ4_NL by ggml's quantize_iq4_nl (no
+ * importance matrix), which llama-quantize runs. */
+static void test_quantizer_bytes_match_ggml(void **state) {
+    (void)state;
+    float x[96];
+    for (int i = 0; i < 96; i++) {
+        const unsigned u = (unsigned)(i * 7919 + 13) % 1999u;
+        x[i] = i < 32 ? ((float)u - 999.0f) / 128.0f : i < 64 ? (float)u / 512.0f + 3.0f : (float)((i % 5) - 2) * 0.75f;
+    }
+    static const uint8_t q4_1[3 * 20] = {
+        0x03, 0x3c, 0xba, 0xc7, 0x60, 0x5f, 0x5e, 0x4e, 0x4d, 0x3d, 0x2c, 0x2b, 0x1b, 0x1a, 0x0a, 0xf9, 0xe8, 0xe8, 0xd7, 0xd7,
+        0x01, 0x34, 0x07, 0x42, 0x2c, 0x2b, 0x1b, 0x1a, 0x0a, 0xf9, 0xe8, 0xe8, 0xd7, 0xd7, 0xc6, 0xb5, 0xb5, 0xa4, 0xa4, 0x93,
+        0x66, 0x32, 0x00, 0xbe, 0x0f, 0x40, 0x84, 0xb8, 0xfb, 0x0f, 0x40, 0x84, 0xb8, 0xfb, 0x0f, 0x40, 0x84, 0xb8, 0xfb, 0x0f,
+    };
+    static const uint8_t q5_1[3 * 24] = {
+        0xc3, 0x37, 0xba, 0xc7, 0xfe, 0x3f, 0x00, 0xf8, 0xc0, 0xbf, 0xae, 0x9d, 0x7b, 0x6a, 0x59, 0x48,
+        0x26, 0x15, 0x04, 0xf3, 0xe1, 0xc0, 0xbf, 0xae,
+        0xc0, 0x2f, 0x07, 0x42, 0xff, 0x00, 0xe0, 0xff, 0x59, 0x48, 0x26, 0x15, 0x04, 0xf3, 0xe1, 0xd0,
+        0xbf, 0xae, 0x9c, 0x8b, 0x6a, 0x59, 0x47, 0x36,
+        0x32, 0x2e, 0x00, 0xbe, 0x39, 0xe7, 0x9c, 0x73, 0x0f, 0x80, 0x08, 0x70, 0xf7, 0x0f, 0x80, 0x08,
+        0x70, 0xf7, 0x0f, 0x80, 0x08, 0x70, 0xf7, 0x0f,
+    };
+    static const uint8_t iq4_nl[3 * 18] = {
+        0x05, 0x2c, 0x60, 0x5f, 0x4f, 0x4e, 0x3e, 0x2d, 0x2d, 0x1c, 0x1c, 0x1b, 0x0a, 0xfa, 0xf9, 0xe8, 0xe7, 0xd6,
+        0xbe, 0xaa, 0x31, 0x31, 0x31, 0x31, 0x31, 0x01, 0x01, 0x01, 0x02, 0x02, 0x12, 0x12, 0x12, 0x12, 0x12, 0x13,
+        0x62, 0xa2, 0xf0, 0xcf, 0x8c, 0x38, 0x03, 0xf0, 0xcf, 0x8c, 0x38, 0x03, 0xf0, 0xcf, 0x8c, 0x38, 0x03, 0xf0,
+    };
+    uint8_t got[3 * 24];
+    ops_of(G3_TYPE_Q4_1)->from_float(x, got, 96);
+    assert_memory_equal(got, q4_1, sizeof q4_1);
+    ops_of(G3_TYPE_Q5_1)->from_float(x, got, 96);
+    assert_memory_equal(got, q5_1, sizeof q5_1);
+    ops_of(G3_TYPE_IQ4_NL)->from_float(x, got, 96);
+    assert_memory_equal(got, iq4_nl, sizeof iq4_nl);
+}
+
 /* ---- dot ---- */
 
 static void check_dot(uint32_t type, const void *w, const float *x, int64_t n) {
@@ -646,7 +770,7 @@ static void random_row(uint32_t type, uint8_t *q, int64_t n, uint64_t *s) {
     }
     /* Offsets of the f16 fields in each block: d (and dmin) first, except Q6_K's d at the end. */
     int off[2] = {0, -1};
-    if (type == G3_TYPE_Q4_K || type == G3_TYPE_Q5_K) off[1] = 2;
+    if (type == G3_TYPE_Q4_K || type == G3_TYPE_Q5_K || type == G3_TYPE_Q4_1 || type == G3_TYPE_Q5_1) off[1] = 2;
     if (type == G3_TYPE_Q6_K) off[0] = 208;
     for (int64_t blk = 0; blk < n / ti->block_size; blk++) {
         uint8_t *b = q + blk * ti->block_bytes;
@@ -726,12 +850,16 @@ int main(void) {
         cmocka_unit_test(test_q8_0_decode),
         cmocka_unit_test(test_q4_0_decode),
         cmocka_unit_test(test_q5_0_decode),
+        cmocka_unit_test(test_q4_1_decode),
+        cmocka_unit_test(test_q5_1_decode),
+        cmocka_unit_test(test_iq4_nl_decode),
         cmocka_unit_test(test_q4_k_decode),
         cmocka_unit_test(test_q5_k_decode),
         cmocka_unit_test(test_q6_k_decode),
         cmocka_unit_test(test_round_trip_gaussian),
         cmocka_unit_test(test_round_trip_degenerate),
         cmocka_unit_test(test_legacy_requantize_is_identity),
+        cmocka_unit_test(test_quantizer_bytes_match_ggml),
         cmocka_unit_test(test_dot_matches_to_float),
         cmocka_unit_test(test_dot_one_hot),
     };

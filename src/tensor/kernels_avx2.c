@@ -3,13 +3,14 @@
  * Compiled with -mavx2 -mfma -mf16c for this file only. The integer dot
  * products are vpmaddubsw (u8 x s8 -> s16 pairs) + vpmaddwd (-> s32), the
  * way ggml does them without VNNI. vpmaddubsw saturates at 32767, so:
- * - decode: weight codes stay unsigned and small (Q4_0/Q5_0/K-quants,
- *   at most 63) against signed activations, with the code offset removed
- *   through the activation block sums as on AVX-512; Q8_0 uses the sign
- *   trick (|w| x sign(a, w)), which keeps every pair below 2 x 128 x 127;
+ * - decode: weight codes stay unsigned and small (Q4_0/Q5_0/Q4_1/Q5_1/
+ *   K-quants, at most 63) against signed activations, with the code offset
+ *   (or Q4_1/Q5_1's block minimum) brought in through the activation block
+ *   sums as on AVX-512; Q8_0 and IQ4_NL (table values, |v| <= 127) use the
+ *   sign trick (|w| x sign(a, w)), which keeps every pair below 2 x 128 x 127;
  * - batched: the panel values are signed and small against unsigned
- *   activations (qu = q + 128, at most 2 x 255 x 64 per pair), except Q8_0,
- *   which again uses the sign trick with the signed activations.
+ *   activations (qu = q + 128, at most 2 x 255 x 64 per pair), except Q8_0
+ *   and IQ4_NL, which again use the sign trick with the signed activations.
  * One 32-block per ymm; panels of 8 rows. */
 #include <immintrin.h>
 #include <math.h>
@@ -18,6 +19,7 @@
 #include "tensor/kernels.h"
 #include "tensor/kernels_simd_common.h"
 #include "tensor/ops.h"
+#include "tensor/quant_legacy.h"
 #include "tensor/type_ops.h"
 
 ALWAYS_INLINE float hsum256(__m256 v) {
@@ -131,29 +133,40 @@ typedef struct part {
 
 #define PREFETCH_AHEAD 4096 /* bytes ahead of the weight stream */
 
-/* Legacy blocks [b0, b1) of a row: Q4_0 (kind 0), Q5_0 (1), Q8_0 (2). */
+/* IQ4_NL's 32 table values (signed) of a block's nibbles, in element order */
+ALWAYS_INLINE __m256i iq4_nl_values32(const uint8_t *qs) {
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)g3_iq4_nl_values));
+    return _mm256_shuffle_epi8(kv, nibbles32(qs));
+}
+
+/* Legacy blocks [b0, b1) of a row, of kind LEG_* (kernels_simd_common.h).
+ * Signed codes (Q8_0, IQ4_NL: |q| <= 127) take the sign trick; unsigned
+ * ones (at most 31) go against the signed activations directly, and the
+ * code offset (Q4_0, Q5_0) or the block minimum (Q4_1, Q5_1) comes in
+ * through the activation block sums: corr = sum dw . dsum, or sum m . dsum. */
 ALWAYS_INLINE part legacy_part(part st, const uint8_t *w, uint32_t b0, uint32_t b1, const g3_qa_row *a, int kind) {
-    const int bytes = kind == 0 ? 18 : kind == 1 ? 22 : 34;
+    const int bytes = leg_bytes(kind);
     for (uint32_t b = b0; b < b1; b++) {
         const uint8_t *p = w + (size_t)b * bytes;
         _mm_prefetch((const char *)p + PREFETCH_AHEAD, _MM_HINT_T0);
         const float dw = f16_at(p);
         __m256i dot;
-        if (kind == 2) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 2)), aq = _mm256_sign_epi8(q, q);
+        if (kind == LEG_Q8_0 || kind == LEG_IQ4_NL) {
+            const __m256i q = kind == LEG_Q8_0 ? _mm256_loadu_si256((const __m256i *)(p + 2)) : iq4_nl_values32(p + 2);
+            const __m256i aq = _mm256_sign_epi8(q, q);
             const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->q1 + 32 * b));
             const __m256i a2 = _mm256_loadu_si256((const __m256i *)(a->q2 + 32 * b));
             dot = _mm256_add_epi32(_mm256_slli_epi32(dot_u8s8(aq, _mm256_sign_epi8(a1, q)), 7),
                                    dot_u8s8(aq, _mm256_sign_epi8(a2, q)));
         } else {
-            __m256i q = nibbles32(p + (kind == 1 ? 6 : 2));
-            if (kind == 1) {
+            __m256i q = nibbles32(p + leg_qs(kind));
+            if (kind == LEG_Q5_0 || kind == LEG_Q5_1) {
                 uint32_t qh;
-                memcpy(&qh, p + 2, 4);
+                memcpy(&qh, p + leg_qh(kind), 4);
                 q = _mm256_or_si256(q, bits_to_16(qh));
             }
             dot = dot_Q(q, a->q1 + 32 * b, a->q2 + 32 * b);
-            st.corr += dw * a->dsum[b];
+            st.corr += (leg_has_min(kind) ? f16_at(p + 2) : dw) * a->dsum[b];
         }
         st.acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * a->d[b]), st.acc);
     }
@@ -161,7 +174,8 @@ ALWAYS_INLINE part legacy_part(part st, const uint8_t *w, uint32_t b0, uint32_t 
 }
 
 ALWAYS_INLINE float legacy_finish(part st, int kind) {
-    return hsum256(st.acc) + (kind == 0 ? -8.0f : kind == 1 ? -16.0f : 0.0f) * st.corr;
+    const float k = kind == LEG_Q4_0 ? -8.0f : kind == LEG_Q5_0 ? -16.0f : leg_has_min(kind) ? 1.0f : 0.0f;
+    return hsum256(st.acc) + k * st.corr;
 }
 
 static float dot_legacy_row(const uint8_t *w, uint32_t nb, const g3_qa_row *a, int kind) {
@@ -290,15 +304,21 @@ static void kquant_rows(const uint8_t *const *rows, uint32_t n, uint32_t nsb, co
                                  float *out) {                                                             \
         call;                                                                                              \
     }
-QROWS(q4_0, legacy_rows(rows, n, K / 32, a, 0, out))
-QROWS(q5_0, legacy_rows(rows, n, K / 32, a, 1, out))
-QROWS(q8_0, legacy_rows(rows, n, K / 32, a, 2, out))
+QROWS(q4_0, legacy_rows(rows, n, K / 32, a, LEG_Q4_0, out))
+QROWS(q5_0, legacy_rows(rows, n, K / 32, a, LEG_Q5_0, out))
+QROWS(q8_0, legacy_rows(rows, n, K / 32, a, LEG_Q8_0, out))
+QROWS(q4_1, legacy_rows(rows, n, K / 32, a, LEG_Q4_1, out))
+QROWS(q5_1, legacy_rows(rows, n, K / 32, a, LEG_Q5_1, out))
+QROWS(iq4_nl, legacy_rows(rows, n, K / 32, a, LEG_IQ4_NL, out))
 QROWS(q4_k, kquant_rows(rows, n, K / 256, a, 0, out))
 QROWS(q5_k, kquant_rows(rows, n, K / 256, a, 1, out))
 QROWS(q6_k, kquant_rows(rows, n, K / 256, a, 2, out))
-QGEMV(q4_0, dot_legacy_row(row, K / 32, a, 0))
-QGEMV(q5_0, dot_legacy_row(row, K / 32, a, 1))
-QGEMV(q8_0, dot_legacy_row(row, K / 32, a, 2))
+QGEMV(q4_0, dot_legacy_row(row, K / 32, a, LEG_Q4_0))
+QGEMV(q5_0, dot_legacy_row(row, K / 32, a, LEG_Q5_0))
+QGEMV(q8_0, dot_legacy_row(row, K / 32, a, LEG_Q8_0))
+QGEMV(q4_1, dot_legacy_row(row, K / 32, a, LEG_Q4_1))
+QGEMV(q5_1, dot_legacy_row(row, K / 32, a, LEG_Q5_1))
+QGEMV(iq4_nl, dot_legacy_row(row, K / 32, a, LEG_IQ4_NL))
 QGEMV(q4_k, dot_k45_row(row, K / 256, a, false))
 QGEMV(q5_k, dot_k45_row(row, K / 256, a, true))
 QGEMV(q6_k, dot_q6_k_row(row, K / 256, a))
@@ -327,8 +347,9 @@ static void qpack_tile(uint32_t type, const uint8_t *rows, size_t row_bytes, uin
     }
 }
 
-/* C activation rows x one panel of 8 weight rows. sign: Q8_0 (signed
- * activations and |w| x sign(a, w)); otherwise qu x w and the correction. */
+/* C activation rows x one panel of 8 weight rows. sign: Q8_0 and IQ4_NL,
+ * whose values reach 127 (signed activations and |w| x sign(a, w));
+ * otherwise qu x w and the correction. */
 ALWAYS_INLINE void qgemm_rows(const uint8_t *panel, uint32_t n_sub, uint32_t S, bool has_min, bool sign,
                               const g3_qa *act, uint32_t t, int C, float *out, size_t ldo, __m256i mask) {
     const size_t sub = (size_t)S * PR + PR * (has_min ? 12 : 8);
@@ -399,7 +420,7 @@ ALWAYS_INLINE void qgemm_layout(const uint8_t *tile, uint32_t K, uint32_t S, boo
 static void qgemm_tile(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0, uint32_t t1,
                        float *out, size_t ldo, uint32_t n_rows) {
     const g3_panel_layout l = g3_panel_layout_of(type);
-    if (type == G3_TYPE_Q8_0) qgemm_layout(tile, K, 32, false, true, act, t0, t1, out, ldo, n_rows);
+    if (type == G3_TYPE_Q8_0 || type == G3_TYPE_IQ4_NL) qgemm_layout(tile, K, 32, false, true, act, t0, t1, out, ldo, n_rows);
     else if (l.S == 16) qgemm_layout(tile, K, 16, false, false, act, t0, t1, out, ldo, n_rows);
     else if (l.has_min) qgemm_layout(tile, K, 32, true, false, act, t0, t1, out, ldo, n_rows);
     else qgemm_layout(tile, K, 32, false, false, act, t0, t1, out, ldo, n_rows);

@@ -11,8 +11,10 @@
  *   f16 block scales of 16 blocks come from one gather, times the
  *   activation scales, and are spread over the lanes by vpermps. The
  *   constant code offset (8 for Q4_0, 16 for Q5_0, 128 after Q8_0's sign
- *   flip) is removed once per 16 blocks with the precomputed block sums
- *   (dsum), so the inner loop has no offset arithmetic.
+ *   flip and after IQ4_NL's table lookup, whose table is stored + 128) is
+ *   removed once per 16 blocks with the precomputed block sums (dsum), and
+ *   Q4_1/Q5_1's block minimum m (x = q d + m) is added the same way
+ *   (m . dsum), so the inner loop has no offset arithmetic.
  * - batched: 32 weight rows are unpacked once into two panels of 16 rows x 4
  *   bytes per vector; each vpdpbusd then does 64 multiply-adds for 16 rows
  *   with one broadcast group of 4 activation bytes, and the activation
@@ -26,6 +28,7 @@
 #include "tensor/kernels.h"
 #include "tensor/kernels_simd_common.h"
 #include "tensor/ops.h"
+#include "tensor/quant_legacy.h"
 #include "tensor/type_ops.h"
 
 #ifndef PREFETCH_AHEAD
@@ -90,7 +93,7 @@ ALWAYS_INLINE __m512 gather_f16_scales(const uint8_t *p, int stride, uint32_t n)
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
 }
 
-/* Q5_0 codes (low 4 bits) of blocks b, b+1, natural element order, as u8.
+/* 4-bit codes (Q5_0/Q5_1 low bits, IQ4_NL indices) of blocks b, b+1, natural element order, as u8.
  * `two` false: only block b exists. */
 ALWAYS_INLINE __m512i q4_codes_pair(const uint8_t *qs0, const uint8_t *qs1, bool two) {
     /* 128-bit lanes: qs0, qs0, qs1, qs1; the odd lanes take the high nibbles */
@@ -133,21 +136,30 @@ ALWAYS_INLINE __m512i dot_Q(__m512i u, __m512i q1, __m512i q2) {
     return _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 7), u, q2);
 }
 
-/* Codes of legacy blocks b, b+1 (b at p) as u8: Q4_0 (kind 0, x16 lanes),
- * Q5_0 (kind 1), Q8_0 (kind 2, q + 128). `two` false: only block b. */
+/* IQ4_NL's table values + 128 (unsigned, 1..241), 16 bytes */
+static const uint8_t k_iq4_nl_u8[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+
+/* Codes of legacy blocks b, b+1 (b at p) as u8, by kind (LEG_*): Q4_0 and
+ * Q4_1 as x16 lanes; Q5_0, Q5_1 as they are; Q8_0 and IQ4_NL (table value)
+ * + 128. `two` false: only block b. */
 ALWAYS_INLINE __m512i legacy_codes(const uint8_t *b, int kind, int bytes, bool two) {
-    if (kind == 2) {
+    const int qs = leg_qs(kind);
+    if (kind == LEG_Q8_0) {
         __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 2)));
         if (two) v = _mm512_inserti64x4(v, _mm256_loadu_si256((const __m256i *)(b + bytes + 2)), 1);
         return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
     }
-    if (kind == 1) {
-        __m512i wq = q4_codes_pair(b + 6, b + bytes + 6, two);
-        uint64_t hb = load_u32(b + 2);
-        if (two) hb |= (uint64_t)load_u32(b + bytes + 2) << 32;
+    if (kind == LEG_IQ4_NL) {
+        const __m512i kv = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)k_iq4_nl_u8));
+        return _mm512_shuffle_epi8(kv, q4_codes_pair(b + qs, b + bytes + qs, two));
+    }
+    if (kind == LEG_Q5_0 || kind == LEG_Q5_1) {
+        __m512i wq = q4_codes_pair(b + qs, b + bytes + qs, two);
+        uint64_t hb = load_u32(b + leg_qh(kind));
+        if (two) hb |= (uint64_t)load_u32(b + bytes + leg_qh(kind)) << 32;
         return _mm512_mask_add_epi8(wq, (__mmask64)hb, wq, _mm512_set1_epi8(16));
     }
-    return q4_codes_pair_x16(b + 2, b + bytes + 2, two);
+    return q4_codes_pair_x16(b + qs, b + bytes + qs, two);
 }
 
 /* The decode kernels walk up to G3_DOT_ROWS rows at once, a step (a group
@@ -159,7 +171,8 @@ ALWAYS_INLINE __m512i legacy_codes(const uint8_t *b, int kind, int bytes, bool t
     for (int l_ = 0; l_ < (int)(n); l_ += 64) _mm_prefetch((const char *)(p) + PREFETCH_AHEAD + l_, _MM_HINT_T0)
 
 /* Partial sums of one row: two accumulators (with four rows interleaved
- * the FMA latency is hidden) and the code offset term dw . dsum. */
+ * the FMA latency is hidden) and the offset term: dw . dsum for a code
+ * offset, m . dsum for Q4_1/Q5_1's block minimum. */
 typedef struct legacy_acc {
     __m512 a0, a1, corr;
 } legacy_acc;
@@ -168,19 +181,21 @@ typedef struct legacy_acc {
  * hot calls, so the pair loop unrolls without branches. */
 ALWAYS_INLINE legacy_acc legacy_step(legacy_acc s, const uint8_t *p, uint32_t n, uint32_t g, const g3_qa_row *a,
                                      int kind) {
-    const int bytes = kind == 0 ? 18 : kind == 1 ? 22 : 34;
+    const int bytes = leg_bytes(kind);
+    const bool x16 = kind == LEG_Q4_0 || kind == LEG_Q4_1;
     PREFETCH_STEP(p, n * bytes);
     const __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
     const __m512 dw = gather_f16_scales(p, bytes, n);
     const __m512 sc = _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(m, a->d + g));
     const __m512 sc16 = _mm512_mul_ps(sc, _mm512_set1_ps(1.0f / 16.0f));
-    s.corr = _mm512_fmadd_ps(dw, _mm512_maskz_loadu_ps(m, a->dsum + g), s.corr);
+    const __m512 cw = leg_has_min(kind) ? gather_f16_scales(p + 2, bytes, n) : dw;
+    s.corr = _mm512_fmadd_ps(cw, _mm512_maskz_loadu_ps(m, a->dsum + g), s.corr);
     for (uint32_t k = 0; 2 * k < n; k++) {
         const bool two = 2 * k + 1 < n;
         const __m512i wq = legacy_codes(p + 2 * k * bytes, kind, bytes, two);
         const size_t at = 32 * (size_t)(g + 2 * k);
         const __m512i dot = dot_Q(wq, act_pair(a->q1 + at, two), act_pair(a->q2 + at, two));
-        const __m512 lane_sc = kind == 0 ? x16_scales(sc, sc16, (int)k) : _mm512_permutexvar_ps(pair_index((int)(2 * k)), sc);
+        const __m512 lane_sc = x16 ? x16_scales(sc, sc16, (int)k) : _mm512_permutexvar_ps(pair_index((int)(2 * k)), sc);
         const __m512 v = _mm512_cvtepi32_ps(dot);
         if (k & 1) s.a1 = _mm512_fmadd_ps(v, lane_sc, s.a1);
         else s.a0 = _mm512_fmadd_ps(v, lane_sc, s.a0);
@@ -192,8 +207,8 @@ ALWAYS_INLINE legacy_acc legacy_step(legacy_acc s, const uint8_t *p, uint32_t n,
  * divides the row (1152 = 36 blocks) so no group is ragged, else 16. */
 ALWAYS_INLINE void legacy_rows(const uint8_t *const *rows, int NR, uint32_t nb, const g3_qa_row *a, int kind,
                                float *out) {
-    const int bytes = kind == 0 ? 18 : kind == 1 ? 22 : 34;
-    const float offset = kind == 0 ? -8.0f : kind == 1 ? -16.0f : -128.0f;
+    const int bytes = leg_bytes(kind);
+    const float offset = kind == LEG_Q4_0 ? -8.0f : kind == LEG_Q5_0 ? -16.0f : leg_has_min(kind) ? 1.0f : -128.0f;
     legacy_acc s[G3_DOT_ROWS];
     for (int r = 0; r < NR; r++) s[r].a0 = s[r].a1 = s[r].corr = _mm512_setzero_ps();
     uint32_t g = 0;
@@ -331,9 +346,12 @@ ALWAYS_INLINE void kquant_rows(const uint8_t *const *rows, int NR, uint32_t nsb,
             qdot_rows_##name(rows, m, K, a, out + r);                                                    \
         }                                                                                                \
     }
-QKERNELS(q4_0, legacy_rows(rows, NR, K / 32, a, 0, out))
-QKERNELS(q5_0, legacy_rows(rows, NR, K / 32, a, 1, out))
-QKERNELS(q8_0, legacy_rows(rows, NR, K / 32, a, 2, out))
+QKERNELS(q4_0, legacy_rows(rows, NR, K / 32, a, LEG_Q4_0, out))
+QKERNELS(q5_0, legacy_rows(rows, NR, K / 32, a, LEG_Q5_0, out))
+QKERNELS(q8_0, legacy_rows(rows, NR, K / 32, a, LEG_Q8_0, out))
+QKERNELS(q4_1, legacy_rows(rows, NR, K / 32, a, LEG_Q4_1, out))
+QKERNELS(q5_1, legacy_rows(rows, NR, K / 32, a, LEG_Q5_1, out))
+QKERNELS(iq4_nl, legacy_rows(rows, NR, K / 32, a, LEG_IQ4_NL, out))
 QKERNELS(q4_k, kquant_rows(rows, NR, K / 256, a, 0, out))
 QKERNELS(q5_k, kquant_rows(rows, NR, K / 256, a, 1, out))
 QKERNELS(q6_k, kquant_rows(rows, NR, K / 256, a, 2, out))
@@ -362,6 +380,21 @@ static void unpack_row(uint32_t type, const uint8_t *w, uint32_t K, int8_t *vals
             const __m256i v = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
             _mm256_storeu_si256((__m256i *)(vals + 32 * b), _mm256_sub_epi8(v, eight));
             scale[b] = f16_at(w);
+        }
+    } else if (type == G3_TYPE_Q4_1 || type == G3_TYPE_IQ4_NL) {
+        /* Q4_1: codes as they are, the minimum beside the scale; IQ4_NL:
+         * the signed table values */
+        const bool nl = type == G3_TYPE_IQ4_NL;
+        const int bytes = nl ? 18 : 20, qs = nl ? 2 : 4;
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)g3_iq4_nl_values));
+        for (uint32_t b = 0; b < K / 32; b++, w += bytes) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)(w + qs));
+            __m256i v = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), m4);
+            if (nl) v = _mm256_shuffle_epi8(kv, v);
+            _mm256_storeu_si256((__m256i *)(vals + 32 * b), v);
+            scale[b] = f16_at(w);
+            if (!nl) minv[b] = f16_at(w + 2);
         }
     } else if (type == G3_TYPE_Q8_0) {
         for (uint32_t b = 0; b < K / 32; b++, w += 34) {

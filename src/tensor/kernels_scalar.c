@@ -42,6 +42,9 @@ static void fgemv_ref(uint32_t type, const uint8_t *w, size_t row_bytes, uint32_
 REF_WRAPPERS(G3_TYPE_Q8_0, q8_0)
 REF_WRAPPERS(G3_TYPE_Q4_0, q4_0)
 REF_WRAPPERS(G3_TYPE_Q5_0, q5_0)
+REF_WRAPPERS(G3_TYPE_Q4_1, q4_1)
+REF_WRAPPERS(G3_TYPE_Q5_1, q5_1)
+REF_WRAPPERS(G3_TYPE_IQ4_NL, iq4_nl)
 REF_WRAPPERS(G3_TYPE_Q4_K, q4_k)
 REF_WRAPPERS(G3_TYPE_Q5_K, q5_k)
 REF_WRAPPERS(G3_TYPE_Q6_K, q6_k)
@@ -146,14 +149,20 @@ const g3_kernels g3_kernels_scalar = {
     .panel_rows = 0,
     .quantize_blocks = g3_qa_quantize_blocks_ref,
     .qgemv = {[G3_TYPE_Q8_0] = qgemv_q8_0, [G3_TYPE_Q4_0] = qgemv_q4_0, [G3_TYPE_Q5_0] = qgemv_q5_0,
+              [G3_TYPE_Q4_1] = qgemv_q4_1, [G3_TYPE_Q5_1] = qgemv_q5_1, [G3_TYPE_IQ4_NL] = qgemv_iq4_nl,
               [G3_TYPE_Q4_K] = qgemv_q4_k, [G3_TYPE_Q5_K] = qgemv_q5_k, [G3_TYPE_Q6_K] = qgemv_q6_k},
     .qdot_rows = {[G3_TYPE_Q8_0] = qdot_rows_q8_0, [G3_TYPE_Q4_0] = qdot_rows_q4_0, [G3_TYPE_Q5_0] = qdot_rows_q5_0,
+                  [G3_TYPE_Q4_1] = qdot_rows_q4_1, [G3_TYPE_Q5_1] = qdot_rows_q5_1,
+                  [G3_TYPE_IQ4_NL] = qdot_rows_iq4_nl,
                   [G3_TYPE_Q4_K] = qdot_rows_q4_k, [G3_TYPE_Q5_K] = qdot_rows_q5_k, [G3_TYPE_Q6_K] = qdot_rows_q6_k},
     .fdot_rows = {[G3_TYPE_F32] = fdot_rows_f32, [G3_TYPE_F16] = fdot_rows_f16, [G3_TYPE_BF16] = fdot_rows_bf16,
                   [G3_TYPE_Q8_0] = fdot_rows_q8_0, [G3_TYPE_Q4_0] = fdot_rows_q4_0, [G3_TYPE_Q5_0] = fdot_rows_q5_0,
+                  [G3_TYPE_Q4_1] = fdot_rows_q4_1, [G3_TYPE_Q5_1] = fdot_rows_q5_1,
+                  [G3_TYPE_IQ4_NL] = fdot_rows_iq4_nl,
                   [G3_TYPE_Q4_K] = fdot_rows_q4_k, [G3_TYPE_Q5_K] = fdot_rows_q5_k, [G3_TYPE_Q6_K] = fdot_rows_q6_k},
     .fgemv = {[G3_TYPE_F32] = fgemv_f32, [G3_TYPE_F16] = fgemv_f16, [G3_TYPE_BF16] = fgemv_bf16,
               [G3_TYPE_Q8_0] = fgemv_q8_0, [G3_TYPE_Q4_0] = fgemv_q4_0, [G3_TYPE_Q5_0] = fgemv_q5_0,
+              [G3_TYPE_Q4_1] = fgemv_q4_1, [G3_TYPE_Q5_1] = fgemv_q5_1, [G3_TYPE_IQ4_NL] = fgemv_iq4_nl,
               [G3_TYPE_Q4_K] = fgemv_q4_k, [G3_TYPE_Q5_K] = fgemv_q5_k, [G3_TYPE_Q6_K] = fgemv_q6_k},
     .rmsnorm = rmsnorm_ref,
     .gelu_mul = gelu_mul_ref,

@@ -15,6 +15,7 @@
 #define G3_TENSOR_KERNELS_SIMD_COMMON_H
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,6 +34,26 @@ ALWAYS_INLINE float f16_at(const uint8_t *p) {
     memcpy(&h, p, 2);
     return _cvtsh_ss(h);
 }
+
+/* ggml's 32-element block types, as the decode kernels tell them apart
+ * (layouts in quant_legacy.c). */
+enum { LEG_Q4_0, LEG_Q5_0, LEG_Q8_0, LEG_Q4_1, LEG_Q5_1, LEG_IQ4_NL };
+
+ALWAYS_INLINE int leg_bytes(int kind) {
+    static const int bytes[] = {18, 22, 34, 20, 24, 18};
+    return bytes[kind];
+}
+
+/* Q4_1/Q5_1: x = q d + m, the f16 m right after d */
+ALWAYS_INLINE bool leg_has_min(int kind) { return kind == LEG_Q4_1 || kind == LEG_Q5_1; }
+
+/* Byte offsets of the codes (Q8_0's bytes, the others' 16 nibble bytes)
+ * and of Q5_0/Q5_1's 4 bytes of fifth bits. */
+ALWAYS_INLINE int leg_qs(int kind) {
+    static const int qs[] = {2, 6, 2, 4, 8, 2};
+    return qs[kind];
+}
+ALWAYS_INLINE int leg_qh(int kind) { return kind == LEG_Q5_1 ? 4 : 2; }
 
 /* Q4_K/Q5_K sub-block scales and mins (ggml's 12-byte packing) as bytes:
  * out[0..7] scales, out[8..15] mins. */
@@ -176,9 +197,12 @@ G3_ATTN_ENTRY_POINTS(q8_0, G3_TYPE_Q8_0, attn_scores_any, attn_values_any)
 #define SIMD_KERNEL_SLOTS                                                                                          \
     .quantized_acts = true, .panel_rows = PR, .quantize_blocks = quantize_blocks,                                  \
     .qgemv = {[G3_TYPE_Q8_0] = qgemv_q8_0, [G3_TYPE_Q4_0] = qgemv_q4_0, [G3_TYPE_Q5_0] = qgemv_q5_0,             \
+              [G3_TYPE_Q4_1] = qgemv_q4_1, [G3_TYPE_Q5_1] = qgemv_q5_1, [G3_TYPE_IQ4_NL] = qgemv_iq4_nl,         \
               [G3_TYPE_Q4_K] = qgemv_q4_k, [G3_TYPE_Q5_K] = qgemv_q5_k, [G3_TYPE_Q6_K] = qgemv_q6_k},            \
     .qdot_rows = {[G3_TYPE_Q8_0] = qdot_rows_q8_0, [G3_TYPE_Q4_0] = qdot_rows_q4_0,                              \
-                  [G3_TYPE_Q5_0] = qdot_rows_q5_0, [G3_TYPE_Q4_K] = qdot_rows_q4_k,                              \
+                  [G3_TYPE_Q5_0] = qdot_rows_q5_0, [G3_TYPE_Q4_1] = qdot_rows_q4_1,                              \
+                  [G3_TYPE_Q5_1] = qdot_rows_q5_1, [G3_TYPE_IQ4_NL] = qdot_rows_iq4_nl,                          \
+                  [G3_TYPE_Q4_K] = qdot_rows_q4_k,                                                               \
                   [G3_TYPE_Q5_K] = qdot_rows_q5_k, [G3_TYPE_Q6_K] = qdot_rows_q6_k},                             \
     .qtile_bytes = qtile_bytes, .qtile_tmp_bytes = qtile_tmp_bytes, .qpack_tile = qpack_tile,                      \
     .qgemm_tile = qgemm_tile,                                                                                      \

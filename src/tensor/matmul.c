@@ -16,8 +16,8 @@ typedef enum { KIND_Q8, KIND_F32, KIND_REF } mm_kind;
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static const uint32_t k_quant_types[] = {G3_TYPE_Q8_0, G3_TYPE_Q4_0, G3_TYPE_Q5_0,
-                                         G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K};
+static const uint32_t k_quant_types[] = {G3_TYPE_Q8_0, G3_TYPE_Q4_0, G3_TYPE_Q5_0, G3_TYPE_Q4_1, G3_TYPE_Q5_1,
+                                         G3_TYPE_IQ4_NL, G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K};
 
 /* Per-thread sizes: packed tile, packer scratch, staging floats. */
 static void thread_sizes(const g3_kernels *k, uint32_t max_T, uint32_t max_K, size_t *tile, size_t *tmp,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/quant_legacy.h"
 #include "tensor/type_info.h"
 #include "tensor/type_ops.h"
 
@@ -123,15 +124,35 @@ static void unpack_block(uint32_t type, const uint8_t *b, int8_t *v, float *scal
         }
         scale[0] = load_f16(b);
         break;
-    case G3_TYPE_Q5_0: {
-        const uint32_t qh = (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 | (uint32_t)b[5] << 24;
+    case G3_TYPE_Q5_0:
+    case G3_TYPE_Q5_1: {
+        /* Q5_1: d, m, then Q5_0's qh and qs; codes without an offset */
+        const int off = type == G3_TYPE_Q5_1 ? 2 : 0, o = type == G3_TYPE_Q5_1 ? 0 : 16;
+        const uint8_t *h = b + 2 + off, *qs = b + 6 + off;
+        const uint32_t qh = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
         for (int j = 0; j < 16; j++) {
-            v[j] = (int8_t)(((b[6 + j] & 15) | (((qh >> j) & 1) << 4)) - 16);
-            v[j + 16] = (int8_t)(((b[6 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16);
+            v[j] = (int8_t)(((qs[j] & 15) | (((qh >> j) & 1) << 4)) - o);
+            v[j + 16] = (int8_t)(((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - o);
+        }
+        scale[0] = load_f16(b);
+        if (off && minv) minv[0] = load_f16(b + 2);
+        break;
+    }
+    case G3_TYPE_Q4_1:
+        for (int j = 0; j < 16; j++) {
+            v[j] = (int8_t)(b[4 + j] & 15);
+            v[j + 16] = (int8_t)(b[4 + j] >> 4);
+        }
+        scale[0] = load_f16(b);
+        if (minv) minv[0] = load_f16(b + 2);
+        break;
+    case G3_TYPE_IQ4_NL:
+        for (int j = 0; j < 16; j++) {
+            v[j] = g3_iq4_nl_values[b[2 + j] & 15];
+            v[j + 16] = g3_iq4_nl_values[b[2 + j] >> 4];
         }
         scale[0] = load_f16(b);
         break;
-    }
     case G3_TYPE_Q4_K:
     case G3_TYPE_Q5_K: {
         const bool q5 = type == G3_TYPE_Q5_K;
@@ -178,6 +199,7 @@ static void unpack_block(uint32_t type, const uint8_t *b, int8_t *v, float *scal
 bool g3_qa_type_supported(uint32_t type) {
     switch (type) {
     case G3_TYPE_Q8_0: case G3_TYPE_Q4_0: case G3_TYPE_Q5_0:
+    case G3_TYPE_Q4_1: case G3_TYPE_Q5_1: case G3_TYPE_IQ4_NL:
     case G3_TYPE_Q4_K: case G3_TYPE_Q5_K: case G3_TYPE_Q6_K:
         return true;
     default:
@@ -188,7 +210,8 @@ bool g3_qa_type_supported(uint32_t type) {
 g3_panel_layout g3_panel_layout_of(uint32_t type) {
     g3_panel_layout l = {32, false};
     if (type == G3_TYPE_Q6_K) l.S = 16;
-    if (type == G3_TYPE_Q4_K || type == G3_TYPE_Q5_K) l.has_min = true;
+    if (type == G3_TYPE_Q4_K || type == G3_TYPE_Q5_K || type == G3_TYPE_Q4_1 || type == G3_TYPE_Q5_1)
+        l.has_min = true;
     return l;
 }
 
@@ -222,7 +245,7 @@ float g3_qa_dot_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K
                 sum += (scale[s] * a->d[(k0 + 16 * s) / 32]) * (float)isum;
             }
         } else {
-            const bool has_min = type == G3_TYPE_Q4_K || type == G3_TYPE_Q5_K;
+            const bool has_min = g3_panel_layout_of(type).has_min;
             for (uint32_t s = 0; s < ti->block_size / 32; s++) {
                 const uint32_t ab = k0 / 32 + s;
                 int32_t isum = 0;

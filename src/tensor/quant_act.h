@@ -27,6 +27,10 @@
  * Reference dot products (one weight row w of K elements with one row a):
  *   Q8_0, Q4_0, Q5_0 (32-blocks, code offset o = 0, 8, 16):
  *     sum_b (dw_b * da_b) * sum_j (q_j - o) Q_j
+ *   IQ4_NL (32-blocks, table values kv):  sum_b (dw_b * da_b) * sum_j kv[q_j] Q_j
+ *   Q4_1, Q5_1 (32-blocks, x = q d + m):  sum_b (d_b * da_b) * sum_j q_j Q_j  +  m_b * dsum_b
+ *     (the block minimum times the activation block sum: why dsum exists
+ *     for these as for the K-quants' mins, and ggml's q8_1 carries one)
  *   Q4_K, Q5_K (super-block d, dmin; 32-element sub-blocks with sc, m):
  *     sum_s (d*sc_s*da_s) * sum_j q_j Q_j  -  (dmin*m_s) * dsum_s
  *   Q6_K (16-element sub-blocks, int8 sc): sum_s (d*sc_s*da_{s/2}) * sum_j (q_j - 32) Q_j
@@ -38,10 +42,11 @@
  * so that one vector holds 4 consecutive values of each of the R rows, and
  * then multiplied with many activation rows. Per sub-block of S values
  * (S = 32, or 16 for Q6_K):
- *   int8  w[S/4][R][4]  values (q - o), so w * a sums need no offset term
+ *   int8  w[S/4][R][4]  values (q - o; kv[q] for IQ4_NL), so w * a sums need
+ *                       no offset term
  *   f32   scale[R]      the sub-block's weight scale (dw, or d*sc)
  *   int32 corr[R]       -129 * sum(w) over the sub-block
- *   f32   minv[R]       -dmin*m (Q4_K/Q5_K only)
+ *   f32   minv[R]       -dmin*m (Q4_K/Q5_K), m (Q4_1/Q5_1); none for the rest
  * With unsigned activations, 128 * sum (q1+128) w + sum (q2+128) w =
  * sum Q w + 128*129 * sum w; so a kernel starts from corr, adds the q1u
  * products, multiplies by 128 and adds the q2u products: sum Q w exactly.
@@ -115,7 +120,7 @@ float g3_qa_dot_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K
 
 typedef struct g3_panel_layout {
     uint32_t S;        /* values per sub-block: 32, or 16 (Q6_K) */
-    bool has_min;      /* Q4_K, Q5_K */
+    bool has_min;      /* Q4_K, Q5_K, Q4_1, Q5_1 */
 } g3_panel_layout;
 
 /* The sub-block layout of a type's panels. */
