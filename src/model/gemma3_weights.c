@@ -13,7 +13,7 @@ static int check_type(const char *name, uint32_t type, g3_error *err) {
     if (!g3_type_ops_get(type))
         return g3_fail(err,
                        "tensor '%s' has type %s, which gemma-chat does not support "
-                       "(supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K)",
+                       "(supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K)",
                        name, g3_type_name(type, buf));
     return 0;
 }

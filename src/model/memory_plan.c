@@ -332,7 +332,7 @@ static void file_format(const g3_gguf *g, char *buf, size_t size) {
     }
     static const struct { uint32_t id; const char *name; } other[] = {
         {3, "q4_1"}, {8, "q5_0"}, {9, "q5_1"}, {10, "q2_k"}, {11, "q3_k_s"}, {12, "q3_k_m"},
-        {13, "q3_k_l"}, {14, "q4_k_s"}, {16, "q5_k_s"}, {17, "q5_k_m"}, {18, "q6_k"},
+        {13, "q3_k_l"}, {14, "q4_k_s"}, {16, "q5_k_s"}, {17, "q5_k_m"}, {18, "q6_k"}, {25, "iq4_nl"},
     };
     const char *name = g3_ftype_name((g3_ftype)ft);
     for (size_t i = 0; !name && i < sizeof other / sizeof other[0]; i++)

@@ -37,6 +37,9 @@ static const shape k_shapes[] = {
     {"27b", 62, 5376, 21504, 32, 16, 128, 1024, 131072, 262144, 8.0f},
 };
 
+/* The weight types the files can be made in: every type the engine runs. */
+static const char k_type_list[] = "f32 f16 bf16 q8_0 q4_0 q5_0 q4_1 q5_1 iq4_nl q4_k q5_k q6_k";
+
 typedef struct tensor_plan {
     char name[64];
     uint32_t type;
@@ -123,8 +126,11 @@ static uint32_t file_type_of(uint32_t type) {
     case G3_TYPE_F32: return 0;
     case G3_TYPE_F16: return 1;
     case G3_TYPE_Q4_0: return 2;
+    case G3_TYPE_Q4_1: return 3;
     case G3_TYPE_Q8_0: return 7;
     case G3_TYPE_Q5_0: return 8;
+    case G3_TYPE_Q5_1: return 9;
+    case G3_TYPE_IQ4_NL: return 25;
     case G3_TYPE_Q4_K: return 14; /* Q4_K_S: every matrix Q4_K */
     case G3_TYPE_Q5_K: return 16; /* Q5_K_S */
     case G3_TYPE_Q6_K: return 18;
@@ -264,8 +270,7 @@ int g3_make_test_model(const g3_test_model_params *p, g3_error *err) {
     if (!s) return g3_fail(err, "unknown shape '%s' (tiny, 1b, 4b, 12b, 27b)", p->shape);
     int type = g3_type_from_name(p->type);
     if (type < 0 || !g3_type_ops_get((uint32_t)type))
-        return g3_fail(err, "unknown or unsupported weight type '%s' (f32 f16 bf16 q8_0 q4_0 q5_0 q4_k q5_k q6_k)",
-                       p->type);
+        return g3_fail(err, "unknown or unsupported weight type '%s' (%s)", p->type, k_type_list);
     g3_gguf *vocab = NULL;
     if (p->vocab_path && g3_gguf_open(p->vocab_path, &vocab, err)) return -1;
     tensor_plan *plan = calloc((size_t)s->n_layer * 13 + 2, sizeof *plan);
@@ -391,8 +396,7 @@ int g3_make_test_mmproj(const g3_test_model_params *p, g3_error *err) {
     if (!vs) return g3_fail(err, "Gemma 3 %s has no vision encoder (shapes with one: tiny, 4b, 12b, 27b)", p->shape);
     int type = g3_type_from_name(p->type);
     if (type < 0 || !g3_type_ops_get((uint32_t)type))
-        return g3_fail(err, "unknown or unsupported weight type '%s' (f32 f16 bf16 q8_0 q4_0 q5_0 q4_k q5_k q6_k)",
-                       p->type);
+        return g3_fail(err, "unknown or unsupported weight type '%s' (%s)", p->type, k_type_list);
     tensor_plan *plan = calloc((size_t)vs->n_layer * 16 + 7, sizeof *plan);
     if (!plan) return g3_fail(err, "out of memory");
     const size_t n = plan_vision(vs, s->n_embd, (uint32_t)type, plan);
