@@ -316,7 +316,6 @@ static int copy_conversation(g3_conversation *dst, const g3_conversation *src, g
                             : g3_conversation_add(dst, t->role, t->text, t->ids, t->n_ids, err);
         if (rc) return -1;
     }
-    dst->model = src->model;
     return 0;
 }
 
