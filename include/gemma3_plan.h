@@ -30,9 +30,9 @@
  * each row is converted and written at once, so no model is held in memory.
  * All metadata is kept (tokenizer included); general.file_type is updated.
  *
- * Limits: one sequence per context (--parallel N plans N contexts, one
- * vision encoder shared); every KV type is allocated as planned
- * (g3_context_params.kv_type).
+ * Limits: --parallel N plans one context holding N sequences (N KV
+ * caches, one scratch, one vision encoder: g3_context_params.n_seq); every
+ * KV type is allocated as planned (g3_context_params.kv_type).
  */
 #ifndef GEMMA3_PLAN_H
 #define GEMMA3_PLAN_H
@@ -71,7 +71,7 @@ typedef struct g3_plan_params {
     uint32_t n_ctx;      /* positions per sequence; 0 = 32768 (g3_plan_model: the model's
                           * trained length, as g3_context_new reads 0) */
     uint32_t n_ubatch;   /* tokens per forward chunk = the ring slack; 0 = 512 */
-    uint32_t n_parallel; /* sequences, one context each; 0 = 1 */
+    uint32_t n_parallel; /* sequences, each with its own KV cache, sharing one scratch; 0 = 1 */
     g3_kv_type kv_type;  /* 0 = f32 (as g3_context_params) */
 } g3_plan_params;
 
@@ -86,7 +86,7 @@ typedef struct g3_plan {
     uint64_t weights_bytes;        /* text + vision */
     uint64_t kv_full_bytes;        /* every layer keeps n_ctx positions (x n_parallel) */
     uint64_t kv_window_bytes;      /* what the contexts allocate (x n_parallel) */
-    uint64_t scratch_bytes;        /* forward-pass buffers (x n_parallel) + vision_scratch_bytes */
+    uint64_t scratch_bytes;        /* forward-pass buffers (one, shared by the sequences) + vision_scratch_bytes */
     uint64_t vision_scratch_bytes; /* the encoder's buffers for one image and its f32 projection copy */
     uint64_t total_bytes;          /* weights + kv_window + scratch */
     uint64_t header_bytes;         /* file plans: GGUF metadata, mapped too (not in total) */

@@ -157,6 +157,29 @@ static void test_kv_allocator_is_the_plan(void **state) {
     }
 }
 
+/* --parallel N: N KV caches, one scratch, as g3_context_new allocates a
+ * context of N sequences. */
+static void test_parallel_sequences_are_planned(void **state) {
+    (void)state;
+    const char *path = G3_GOLDEN_DIR "/tiny-gemma3/models/g3-1b-s1234-f32.gguf";
+    g3_error err;
+    g3_plan one, three;
+    g3_plan_params pp = {.n_ctx = 128, .kv_type = G3_KV_F16, .n_parallel = 1};
+    assert_int_equal(g3_plan_file(path, NULL, &pp, &one, &err), 0);
+    pp.n_parallel = 3;
+    assert_int_equal(g3_plan_file(path, NULL, &pp, &three, &err), 0);
+    assert_int_equal(three.kv_window_bytes, 3 * one.kv_window_bytes);
+    assert_int_equal(three.scratch_bytes, one.scratch_bytes);
+    g3_model *m;
+    assert_int_equal(g3_model_load(path, &m, &err), 0);
+    g3_context_params cp = {.n_ctx = 128, .kv_type = G3_KV_F16, .n_seq = 3};
+    uint64_t kv, scratch;
+    assert_int_equal(g3_context_memory(m, &cp, &kv, &scratch, &err), 0);
+    assert_int_equal(kv, three.kv_window_bytes);
+    assert_int_equal(scratch, three.scratch_bytes);
+    g3_model_free(m);
+}
+
 /* q8_0 blocks must not straddle heads: a head size of 48 is refused by the
  * planner and the allocator with the same message. */
 static void test_kv_type_must_fit_heads(void **state) {
@@ -482,6 +505,7 @@ int main(void) {
         cmocka_unit_test(test_weights_27b_q4_0_hand_arithmetic),
         cmocka_unit_test(test_q4_k_m_mix_1b),
         cmocka_unit_test(test_kv_allocator_is_the_plan),
+        cmocka_unit_test(test_parallel_sequences_are_planned),
         cmocka_unit_test(test_builtin_equals_file),
         cmocka_unit_test(test_kv_type_must_fit_heads),
         cmocka_unit_test(test_resident_memory_is_the_plan_f32),

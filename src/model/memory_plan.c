@@ -275,8 +275,8 @@ static int plan_contexts(g3_plan *p, const g3_config *c, uint32_t n_ctx, const g
     p->kv_full_bytes = sat_mul(g3_plan_kv_full_bytes(c, n_ctx, kv_type), n_par);
     p->kv_window_bytes = sat_mul(g3_plan_kv_bytes(c, n_ctx, n_ubatch, kv_type), n_par);
     /* the contexts' scratch, and one image's encoder scratch when there is an encoder */
-    p->scratch_bytes = sat_add(sat_mul(g3_plan_scratch_bytes(c, n_ctx, n_ubatch, 0, &l), n_par),
-                               p->vision_scratch_bytes);
+    /* one scratch: the sequences share one context (g3_context_params.n_seq) and run as one batch */
+    p->scratch_bytes = sat_add(g3_plan_scratch_bytes(c, n_ctx, n_ubatch, 0, &l), p->vision_scratch_bytes);
     const uint64_t floats[7] = {l.x, l.q, l.att, l.xb, l.gate, l.up, l.scores};
     memcpy(p->scratch_floats, floats, sizeof floats);
     p->weights_bytes = sat_add(p->text_weights_bytes, p->vision_weights_bytes);
@@ -420,10 +420,10 @@ void g3_plan_print_arithmetic(const g3_plan *p, FILE *out) {
             p->kv_position_bytes, p->n_parallel, p->kv_window_bytes, mib(p->kv_window_bytes));
     const uint64_t *f = p->scratch_floats;
     fprintf(out,
-            "  scratch:   per context (x %" PRIu64 " + q %" PRIu64 " + att %" PRIu64 " + xb %" PRIu64
+            "  scratch:   one for all sequences (x %" PRIu64 " + q %" PRIu64 " + att %" PRIu64 " + xb %" PRIu64
             " + gate %" PRIu64 " + up %" PRIu64 " + scores %" PRIu64 " floats, with the per-thread product"
-            " buffers and 8-bit inputs) x %u + vision encoder %" PRIu64 " B = %" PRIu64 " B (%.1f MiB)\n",
-            f[0], f[1], f[2], f[3], f[4], f[5], f[6], p->n_parallel, p->vision_scratch_bytes, p->scratch_bytes,
+            " buffers and 8-bit inputs) + vision encoder %" PRIu64 " B = %" PRIu64 " B (%.1f MiB)\n",
+            f[0], f[1], f[2], f[3], f[4], f[5], f[6], p->vision_scratch_bytes, p->scratch_bytes,
             mib(p->scratch_bytes));
     fprintf(out, "  weights:   text %" PRIu64 " B + vision %" PRIu64 " B = %" PRIu64 " B (%.1f MiB):",
             p->text_weights_bytes, p->vision_weights_bytes, p->weights_bytes, mib(p->weights_bytes));
