@@ -4,6 +4,8 @@
 
 #include "app/app.h"
 
+int cmd_serve(int argc, char **argv); /* cmd_serve.c */
+
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -21,6 +23,7 @@ static const command k_commands[] = {
     {"eval", cmd_eval, "evaluate a token sequence: logits of every position, greedy continuation"},
     {"info", cmd_info, "print a model's architecture, hyperparameters and tensors"},
     {"make-test-model", cmd_make_test_model, "write a random-weight Gemma 3 model of a real shape"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP API (chat completions, streaming, batching)"},
     {"embed-image", cmd_embed_image, "an image's projected vision embeddings (float32), for checking"},
 };
 

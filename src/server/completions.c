@@ -193,7 +193,7 @@ static int answer_stream(srv_exchange *x, srv_job *job, const srv_completion_met
     st->job = job;
     st->srv = x->srv;
     st->fd = srv_client_fd(x);
-    st->ping_ms = (int)x->srv->cfg.ping_s * 1000;
+    st->ping_ms = (int)x->srv->cfg.ping_ms;
     st->meta = *meta;
     return srv_reply_stream(x, stream_read, st, stream_free);
 }

@@ -274,7 +274,7 @@ int srv_start(const srv_config *cfg, srv_server **out, uint16_t *port, g3_error 
     }
     if (!s->cfg.max_body) s->cfg.max_body = SRV_DEFAULT_MAX_BODY;
     if (!s->cfg.max_connections) s->cfg.max_connections = SRV_DEFAULT_MAX_CONNECTIONS;
-    if (!s->cfg.ping_s) s->cfg.ping_s = SRV_DEFAULT_PING_S;
+    if (!s->cfg.ping_ms) s->cfg.ping_ms = SRV_DEFAULT_PING_MS;
     if (!s->cfg.timeout_s) s->cfg.timeout_s = SRV_DEFAULT_TIMEOUT_S;
     s->listen_fd = -1;
     atomic_init(&s->engine, NULL);

@@ -254,7 +254,7 @@ static int parse_content(const cJSON *msg, const char *param_base, bool system, 
             snprintf(param, sizeof param, "%s.text", pbase);
             if (!text) return srv_bad_field(e, "missing_required_parameter", param, "a text part needs \"text\"");
             if (want_type(text, cJSON_IsString(text), param, "a string", e)) return -1;
-            const char *s = first ? sep : "\n";
+            const char *s = system ? (first ? "\n\n" : "\n") : (first ? sep : "\n");
             if (system) {
                 if ((d->has_system && !sb_append(&d->system, s, strlen(s))) ||
                     !sb_append(&d->system, text->valuestring, strlen(text->valuestring)))

@@ -29,7 +29,7 @@ typedef struct srv_config {
     size_t max_body;           /* request body limit in bytes */
     unsigned max_connections;
     unsigned timeout_s;        /* idle (or slowly sending) connections are closed after it */
-    unsigned ping_s;           /* a `: ping` comment on a stream idle this long */
+    unsigned ping_ms;          /* a `: ping` comment on a stream idle this long */
     const char *model_id;      /* the served model's id in the API (e.g. its file's base name) */
     bool verbose;              /* a line on stderr per request */
 } srv_config;
@@ -37,7 +37,7 @@ typedef struct srv_config {
 #define SRV_DEFAULT_MAX_BODY (20u << 20)
 #define SRV_DEFAULT_MAX_CONNECTIONS 256u
 #define SRV_DEFAULT_TIMEOUT_S 60u
-#define SRV_DEFAULT_PING_S 10u
+#define SRV_DEFAULT_PING_MS 10000u
 
 typedef struct srv_server srv_server;
 
