@@ -900,8 +900,9 @@ static void test_http_queue_full_and_ping(void **state) {
     (void)state;
     assert_true(wait_idle(5000) >= 0);
     /* two slots busy, one request queued (--max-queue 1): the next is a 429 */
-    int a = open_long_stream(), b = open_long_stream();
+    int a = open_long_stream(); /* each admitted before the next comes: the queue holds one */
     assert_true(read_until(a, CONTENT_CHUNK, 5000));
+    int b = open_long_stream();
     assert_true(read_until(b, CONTENT_CHUNK, 5000));
     int c = open_long_stream();
     assert_true(read_until(c, "\"role\":\"assistant\"", 5000)); /* accepted: the role chunk comes at once */

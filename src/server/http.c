@@ -175,6 +175,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!st) { /* headers in */
         if (!(st = calloc(1, sizeof *st))) return MHD_NO;
         *con_cls = st;
+        atomic_fetch_add(&s->active, 1);
         st->x = (srv_exchange){.srv = s, .conn = conn, .method = method, .path = url, .route = SRV_ROUTE_OTHER};
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
@@ -218,11 +219,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode code) {
-    (void)cls;
     (void)conn;
     (void)code;
+    srv_server *s = cls;
     request_state *st = *con_cls;
     if (!st) return;
+    atomic_fetch_sub(&s->active, 1);
     free(st->body);
     free(st);
     *con_cls = NULL;
@@ -279,6 +281,7 @@ int srv_start(const srv_config *cfg, srv_server **out, uint16_t *port, g3_error 
     s->listen_fd = -1;
     atomic_init(&s->engine, NULL);
     atomic_init(&s->next_id, 1);
+    atomic_init(&s->active, 0);
     srv_metrics_init(&s->metrics);
     s->started = (long long)time(NULL);
     if (getrandom(&s->id_salt, sizeof s->id_salt, 0) != (ssize_t)sizeof s->id_salt)
@@ -327,6 +330,9 @@ void srv_quiesce(srv_server *s) {
 
 void srv_stop(srv_server *s) {
     if (!s) return;
+    /* Let the requests that are ending deliver their last bytes (a 503, a
+     * stream's error chunk): stopping the daemon closes every socket. */
+    for (int i = 0; i < 500 && atomic_load(&s->active) > 0; i++) usleep(10 * 1000);
     MHD_stop_daemon(s->daemon);
     if (s->listen_fd >= 0) close(s->listen_fd);
     server_free(s);

@@ -50,8 +50,8 @@ void srv_set_engine(srv_server *s, g3_engine *e);
  * connections get 503); after it returns nothing more is submitted to
  * the engine, so g3_engine_shutdown ends every request. */
 void srv_quiesce(srv_server *s);
-/* Waits for the connections' threads (their requests must be ending: after
- * g3_engine_shutdown) and frees the server. */
+/* Gives the requests that are ending (after g3_engine_shutdown) up to 5 s
+ * to deliver their answers, closes every connection and frees the server. */
 void srv_stop(srv_server *s);
 
 #endif

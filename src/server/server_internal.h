@@ -24,6 +24,7 @@ struct srv_server {
     atomic_uint_fast64_t next_id;
     uint64_t id_salt;
     long long started;          /* Unix seconds */
+    atomic_int active;          /* requests begun and not yet completed (answer sent or connection gone) */
     struct MHD_Daemon *daemon;
     int listen_fd;              /* after srv_quiesce: closed by srv_stop */
 };
