@@ -8,7 +8,7 @@
  * - over HTTP, against `gemma-chat serve` on the golden tiny model on a
  *   loopback port: the same bad-request table gives the same status and
  *   field; 401 without/with a wrong key, 413 (declared and chunked), 404,
- *   405 with Allow, 415; a plain and a streamed answer in OpenAI's shape
+ *   405 with Allow, 415, a message longer than the context (400); a plain and a streamed answer in OpenAI's shape
  *   with the same text; a stop string gives finish_reason "stop"; a client
  *   that leaves (streaming or not) cancels its generation; a queued stream
  *   gets ": ping" comments; a full queue is a 429; CORS preflight; /metrics
@@ -644,6 +644,19 @@ static void test_http_refusals(void **state) {
     expect_error(&r, 405, "method_not_allowed");
     r = request("GET", "/v1/models/other-model", "Authorization: Bearer " KEY "\r\n", NULL);
     expect_error(&r, 404, "model_not_found");
+
+    /* a message longer than the context: 400 before anything is generated, streaming or not */
+    for (int streaming = 0; streaming < 2; streaming++) {
+        char *long_body = malloc(20000);
+        assert_non_null(long_body);
+        strcpy(long_body, "{\"messages\":[{\"role\":\"user\",\"content\":\"");
+        for (int i = 0; i < 3000; i++) strcat(long_body, "word ");
+        strcat(long_body, streaming ? "\"}],\"stream\":true}" : "\"}]}");
+        r = chat(long_body);
+        assert_non_null(strstr(r.body, "the context holds 2048"));
+        expect_error(&r, 400, "context_length_exceeded");
+        free(long_body);
+    }
 
     /* a body over --max-body: declared (refused before reading it) and chunked */
     char *big = malloc(MAX_BODY + 100);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gemma3_text.h"
 #include "server/job.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
@@ -200,6 +201,29 @@ static int answer_stream(srv_exchange *x, srv_job *job, const srv_completion_met
 
 /* ---- the route ----------------------------------------------------------- */
 
+/* The message to answer must fit one slot's context (the engine leaves out
+ * earlier turns, never this one). Checked here, so a request that cannot
+ * fit is a 400 before a stream starts rather than a failure after. A token
+ * covers at least one byte, so a text shorter than the context needs no
+ * tokenizing; the template's tokens and images are not counted (a lower
+ * bound: what passes here may still be refused by the engine). */
+static int check_fits(g3_engine *engine, const srv_chat_request *req, srv_error *e) {
+    const g3_turn *last = &req->conv.turns[req->conv.n_turns - 1];
+    const size_t n_ctx = g3_engine_n_ctx(engine), overhead = 8;
+    size_t len = strlen(last->text);
+    if (len + overhead < n_ctx) return 0;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    g3_error ge;
+    if (g3_tokenize(g3_engine_tokenizer(engine), last->text, len, false, false, &ids, &n, &ge))
+        return srv_fail(e, 500, "server_error", NULL, NULL, "tokenizing the last message: %s", ge.msg);
+    free(ids);
+    if (n + overhead < n_ctx) return 0;
+    return srv_fail(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
+                    "messages: the last message is %zu tokens; the context holds %zu per conversation", n + overhead,
+                    n_ctx);
+}
+
 static int refuse(srv_exchange *x, const srv_error *e) { return srv_reply_error(x, e); }
 
 int srv_chat_completions(srv_exchange *x, const char *body, size_t len) {
@@ -217,6 +241,10 @@ int srv_chat_completions(srv_exchange *x, const char *body, size_t len) {
                               .model_name = g3_engine_model_name(engine)};
     srv_chat_request req;
     if (srv_chat_request_parse(body, len, &lim, &req, &e)) return refuse(x, &e);
+    if (check_fits(engine, &req, &e)) {
+        srv_chat_request_free(&req);
+        return refuse(x, &e);
+    }
     const bool streaming = req.stream;
     srv_completion_meta meta;
     make_meta(s, req.include_usage, &meta);
