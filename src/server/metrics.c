@@ -105,14 +105,17 @@ char *srv_metrics_text(srv_metrics *m, const g3_engine_metrics *em, uint32_t n_s
     put(&o, "gemma_chat_cached_prompt_tokens_total %llu\n", (unsigned long long)em->cached_tokens);
     metric(&o, "generated_tokens_total", "counter", "Tokens generated.");
     put(&o, "gemma_chat_generated_tokens_total %llu\n", (unsigned long long)em->generated_tokens);
-    metric(&o, "prefill_seconds_total", "counter", "Time spent prefilling prompts.");
+    metric(&o, "prefill_seconds_total", "counter", "Prefill time, summed over requests.");
     put(&o, "gemma_chat_prefill_seconds_total %.6f\n", em->prefill_s);
-    metric(&o, "decode_seconds_total", "counter", "Time spent in decoding steps.");
+    metric(&o, "decode_seconds_total", "counter", "Decoding time, summed over requests (batched ones overlap).");
     put(&o, "gemma_chat_decode_seconds_total %.6f\n", em->decode_s);
     uint64_t prefilled = em->prompt_tokens > em->cached_tokens ? em->prompt_tokens - em->cached_tokens : 0;
-    metric(&o, "prefill_tokens_per_second", "gauge", "Prompt tokens prefilled per second of prefill, since start.");
+    metric(&o, "prefill_tokens_per_second", "gauge",
+           "Prompt tokens prefilled per second of the requests' prefill time, since start.");
     put(&o, "gemma_chat_prefill_tokens_per_second %.3f\n", em->prefill_s > 0 ? prefilled / em->prefill_s : 0.0);
-    metric(&o, "decode_tokens_per_second", "gauge", "Tokens generated per second of decoding, since start.");
+    metric(&o, "decode_tokens_per_second", "gauge",
+           "Tokens generated per second of each request's decoding time, since start: the speed one stream sees "
+           "(batched streams add up to more).");
     put(&o, "gemma_chat_decode_tokens_per_second %.3f\n",
         em->decode_s > 0 ? em->generated_tokens / em->decode_s : 0.0);
     if (o.failed) {
