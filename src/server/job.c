@@ -1,12 +1,10 @@
 #include "server/job.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 srv_job *srv_job_new(bool streaming) {
@@ -94,14 +92,6 @@ static void on_done(const g3_gen_result *r, void *user) {
 g3_request_callbacks srv_job_callbacks(srv_job *j) {
     g3_request_callbacks cb = {.on_text = on_text, .on_done = on_done, .user = j};
     return cb;
-}
-
-bool srv_client_gone(int fd) {
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return true; /* orderly close */
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return true;
-    return false;
 }
 
 srv_wait srv_job_wait(srv_job *j, int client_fd, int timeout_ms) {

@@ -51,7 +51,5 @@ srv_wait srv_job_wait(srv_job *j, int client_fd, int timeout_ms);
 /* Takes the pending text (*text malloc'd or NULL, *len) and says whether
  * the result is there. -1 when out of memory. */
 int srv_job_take(srv_job *j, char **text, size_t *len, bool *done);
-/* True when the peer of a connected socket has closed it (or it failed). */
-bool srv_client_gone(int fd);
 
 #endif
