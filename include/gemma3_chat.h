@@ -88,8 +88,17 @@ typedef struct g3_turn {
     size_t n_parts;
 } g3_turn;
 
+/* The model a conversation was made with, saved beside it: model-turn ids
+ * are only meaningful in the vocabulary that produced them. */
+typedef struct g3_model_record {
+    char name[64];              /* "Gemma 3 270M"; "" = no record (files saved before it existed) */
+    uint32_t n_vocab;
+    uint64_t vocab_fingerprint; /* FNV-1a 64 over every token's bytes, in id order */
+} g3_model_record;
+
 typedef struct g3_conversation {
     char *system;   /* NULL or "" = none */
+    g3_model_record model; /* kept by clear; sessions stamp their model's */
     g3_turn *turns; /* alternating, starting with a user turn */
     size_t n_turns;
     size_t cap;
@@ -108,7 +117,10 @@ int g3_conversation_add_parts(g3_conversation *c, const g3_part *parts, size_t n
 void g3_conversation_pop(g3_conversation *c);
 
 /* JSON: {"format": "gemma-chat-conversation", "version": 1, "system": "...",
+ *        "model": {"name": "...", "n_vocab": N, "vocab_fingerprint": "16 hex digits"}?,
  *        "turns": [{"role": "user"|"model", "text": "...", "ids": [...]?}]}.
+ * "model" is optional (files from before it load as they are); a newer
+ * "version" than 1 is refused rather than half-read.
  * Save writes PATH.tmp and renames it, so a failure never damages an
  * existing file. Load validates everything before replacing *c. */
 int g3_conversation_save(const g3_conversation *c, const char *path, g3_error *err);
@@ -147,6 +159,7 @@ typedef struct g3_gen_stats {
     uint32_t n_reused;    /* prompt tokens already in the KV cache */
     uint32_t n_generated;
     uint32_t n_encoded;   /* images and video frames run through the vision encoder for this turn */
+    uint32_t n_dropped_turns; /* oldest turns left out of the prompt: they no longer fit the context */
     double encode_s, prefill_s, generate_s;
     const char *stop_reason; /* "end_of_turn", "eos", "stop_string", "max_tokens", "context_full", "cancelled" */
 } g3_gen_stats;
@@ -177,9 +190,60 @@ int g3_session_send_parts(g3_session *s, const g3_part *parts, size_t n_parts, c
  * original demo did. *parts is malloc'd (free with g3_parts_free). */
 int g3_video_parts(const char *path, uint32_t n_frames, g3_part **parts, size_t *n_parts, g3_error *err);
 void g3_parts_free(g3_part *parts, size_t n);
+/* Positions the session's context holds. */
+uint32_t g3_session_n_ctx(const g3_session *s);
+/* This session's model, as conversations record it. */
+const g3_model_record *g3_session_model_record(const g3_session *s);
+
+/* What g3_session_load found. */
+typedef struct g3_load_report {
+    g3_model_record saved; /* the file's record (name "" for files saved before records) */
+    bool other_vocab;      /* the record names another vocabulary than the session's model */
+    size_t n_reread;       /* model turns whose saved ids are not this model's tokens for their
+                            * text: the ids were dropped and the text is tokenized again */
+} g3_load_report;
+
+/* Loads a saved conversation into the session, replacing its own. The
+ * saved text is what counts: a model turn keeps its ids only when they are
+ * in this model's vocabulary and spell exactly its text, else it is read
+ * again from the text (a conversation saved with another model goes on
+ * with this one). report may be NULL. On failure the session's
+ * conversation is unchanged. */
+int g3_session_load(g3_session *s, const char *path, g3_load_report *report, g3_error *err);
+
 /* Evaluates raw text (no template) and continues it: `run --raw`. */
 int g3_session_complete_raw(g3_session *s, const char *text, const g3_gen_params *gp, g3_on_text on_text,
                             void *user, volatile int *cancel, g3_gen_stats *stats, g3_error *err);
+
+/* ---- the default model -------------------------------------------------- */
+
+/* Gemma 3 270M, Q4_K_M: put into <repo>/models/ by scripts/get-model.sh.
+ * Front ends use it when no model is given. */
+#define G3_DEFAULT_MODEL_NAME "Gemma 3 270M"
+#define G3_DEFAULT_MODEL_PATH "models/gemma-3-270m-q4_k_m.gguf"
+#define G3_DEFAULT_MODEL_ENV "G3_DEFAULT_MODEL"
+
+typedef struct g3_default_model {
+    char path[4096];  /* the file to load */
+    char shown[4096]; /* the path for messages: relative when under the current directory */
+    bool from_env;    /* named by G3_DEFAULT_MODEL */
+} g3_default_model;
+
+/* Finds the default model: the file G3_DEFAULT_MODEL names, if that is set
+ * (and nowhere else); else G3_DEFAULT_MODEL_PATH under the folder above the
+ * executable's folder (build/gemma-chat -> <repo>/models/...); else under
+ * the current directory. Fails naming every place tried, and how to get the
+ * file (bash scripts/get-model.sh) or give another (-m FILE). */
+int g3_default_model_find(g3_default_model *out, g3_error *err);
+
+/* ---- text for a terminal ------------------------------------------------- */
+
+/* Model text made safe to print on a terminal: C0 control bytes other than
+ * newline and tab, and DEL, become caret notation ("^[" for ESC, "^M" for
+ * CR, as cat -v writes them); C1 controls (U+0080..U+009F, which some
+ * terminals obey as escapes) become "<U+009B>". Everything else is copied.
+ * out needs room for 4 * len bytes; returns the bytes written (no NUL). */
+size_t g3_escape_for_terminal(const char *text, size_t len, char *out);
 
 #ifdef __cplusplus
 }

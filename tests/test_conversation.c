@@ -91,6 +91,88 @@ static void test_bad_files_leave_the_conversation_alone(void **state) {
     g3_conversation_free(&c);
 }
 
+/* The version is checked: a newer file is refused with a reason, not
+ * half-read; files without a version (hand-made) or with 1 load. */
+static void test_versions(void **state) {
+    g3_conversation c;
+    g3_conversation_init(&c);
+    g3_error err;
+    const char *path = G3_TEST_TMP "/version-conv.json";
+    const char *bad[] = {
+        "{\"format\": \"gemma-chat-conversation\", \"version\": 99, \"turns\": []}",
+        "{\"format\": \"gemma-chat-conversation\", \"version\": \"1\", \"turns\": []}",
+        "{\"format\": \"gemma-chat-conversation\", \"version\": 0, \"turns\": []}",
+        "{\"format\": \"gemma-chat-conversation\", \"version\": 1.5, \"turns\": []}",
+        "{\"format\": \"gemma-chat-conversation\", \"version\": 1e300, \"turns\": []}",
+    };
+    const char *expect[] = {"\"version\" is 99, newer than this gemma-chat reads (1)", "must be a whole number",
+                            "must be a whole number", "must be a whole number", "must be a whole number"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(tu_write_file(path, bad[i], strlen(bad[i])), 0);
+        assert_int_equal(g3_conversation_load(&c, path, &err), -1);
+        if (!strstr(err.msg, expect[i])) fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, expect[i]);
+        assert_non_null(strstr(err.msg, path)); /* names the file */
+    }
+    const char *good[] = {
+        "{\"format\": \"gemma-chat-conversation\", \"version\": 1, \"turns\": [{\"role\": \"user\", \"text\": \"a\"}]}",
+        "{\"format\": \"gemma-chat-conversation\", \"turns\": [{\"role\": \"user\", \"text\": \"a\"}]}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_int_equal(tu_write_file(path, good[i], strlen(good[i])), 0);
+        if (g3_conversation_load(&c, path, &err)) fail_msg("case %zu: %s", i, err.msg);
+        assert_int_equal(c.n_turns, 1);
+        assert_int_equal(c.model.n_vocab, 0); /* no record: none invented */
+    }
+    g3_conversation_free(&c);
+}
+
+/* The model record (name, vocabulary size, fingerprint) survives a save and
+ * load, clear keeps it, and a malformed one is refused. */
+static void test_model_record(void **state) {
+    g3_conversation a, b;
+    g3_conversation_init(&a);
+    g3_conversation_init(&b);
+    fill(&a);
+    snprintf(a.model.name, sizeof a.model.name, "Gemma 3 1B");
+    a.model.n_vocab = 262144;
+    a.model.vocab_fingerprint = 0xfedcba9876543210ull; /* above 2^53: would not survive as a JSON number */
+    g3_error err;
+    const char *path = G3_TEST_TMP "/record-conv.json";
+    assert_int_equal(g3_conversation_save(&a, path, &err), 0);
+    char *json = (char *)tu_read_file(path, NULL);
+    assert_non_null(strstr(json, "\"vocab_fingerprint\":\t\"fedcba9876543210\""));
+    free(json);
+    assert_int_equal(g3_conversation_load(&b, path, &err), 0);
+    assert_string_equal(b.model.name, "Gemma 3 1B");
+    assert_int_equal(b.model.n_vocab, 262144);
+    assert_true(b.model.vocab_fingerprint == 0xfedcba9876543210ull);
+    g3_conversation_clear(&b);
+    assert_int_equal(b.model.n_vocab, 262144);
+    const char *bad[] = {
+        "{\"format\": \"gemma-chat-conversation\", \"model\": 5, \"turns\": []}",
+        "{\"format\": \"gemma-chat-conversation\", \"model\": {\"name\": \"x\", \"n_vocab\": -1, "
+        "\"vocab_fingerprint\": \"0123456789abcdef\"}, \"turns\": []}",
+        "{\"format\": \"gemma-chat-conversation\", \"model\": {\"name\": \"x\", \"n_vocab\": 10, "
+        "\"vocab_fingerprint\": \"0123\"}, \"turns\": []}",
+        "{\"format\": \"gemma-chat-conversation\", \"model\": {\"n_vocab\": 10, "
+        "\"vocab_fingerprint\": \"0123456789abcdef\"}, \"turns\": []}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(tu_write_file(path, bad[i], strlen(bad[i])), 0);
+        assert_int_equal(g3_conversation_load(&b, path, &err), -1);
+        if (!strstr(err.msg, "\"model\" must be")) fail_msg("case %zu: '%s'", i, err.msg);
+    }
+    /* no record, nothing written */
+    g3_conversation_free(&a);
+    g3_conversation_init(&a);
+    fill(&a);
+    json = g3_conversation_to_json(&a);
+    assert_null(strstr(json, "\"model\":")); /* (a role is "model" too) */
+    free(json);
+    g3_conversation_free(&a);
+    g3_conversation_free(&b);
+}
+
 static void test_presets(void **state) {
     assert_int_equal(g3_preset_count(), 7);
     const char *keys[] = {"general", "document", "visual", "tutor", "reviewer", "storyteller", "custom"};
@@ -135,7 +217,8 @@ static void test_documents(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roles_alternate), cmocka_unit_test(test_json_round_trip),
-        cmocka_unit_test(test_bad_files_leave_the_conversation_alone), cmocka_unit_test(test_presets),
+        cmocka_unit_test(test_bad_files_leave_the_conversation_alone), cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_model_record), cmocka_unit_test(test_presets),
         cmocka_unit_test(test_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

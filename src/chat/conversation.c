@@ -14,6 +14,10 @@
 #include "gemma3_chat.h"
 
 #define CONVERSATION_FORMAT "gemma-chat-conversation"
+/* The format's version. The optional "model" record came later without a
+ * new version: readers that predate it ignore it, and a file without it
+ * still loads. A version above this one is refused, not half-read. */
+#define CONVERSATION_VERSION 1
 #define MAX_FILE_BYTES (256u << 20)
 
 void g3_conversation_init(g3_conversation *c) { memset(c, 0, sizeof *c); }
@@ -170,12 +174,53 @@ static bool parts_to_json(cJSON *jt, const g3_turn *t) {
     return parts != NULL;
 }
 
+static bool model_to_json(cJSON *root, const g3_model_record *m) {
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)m->vocab_fingerprint);
+    cJSON *jm = cJSON_AddObjectToObject(root, "model");
+    return jm && cJSON_AddStringToObject(jm, "name", m->name) && cJSON_AddNumberToObject(jm, "n_vocab", m->n_vocab) &&
+           cJSON_AddStringToObject(jm, "vocab_fingerprint", fp);
+}
+
+/* The optional "model" record; absent: *m stays zero. */
+static int parse_model(const cJSON *jm, g3_model_record *m, g3_error *err) {
+    memset(m, 0, sizeof *m);
+    if (!jm) return 0;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(jm, "name");
+    const cJSON *n_vocab = cJSON_GetObjectItemCaseSensitive(jm, "n_vocab");
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(jm, "vocab_fingerprint");
+    if (!cJSON_IsObject(jm) || !cJSON_IsString(name) || strlen(name->valuestring) >= sizeof m->name ||
+        !cJSON_IsNumber(n_vocab) || n_vocab->valuedouble < 1 || n_vocab->valuedouble > INT32_MAX ||
+        n_vocab->valuedouble != (double)(uint32_t)n_vocab->valuedouble || !cJSON_IsString(fp) ||
+        strlen(fp->valuestring) != 16 || strspn(fp->valuestring, "0123456789abcdef") != 16)
+        return g3_fail(err, "\"model\" must be {\"name\": a string under %zu bytes, \"n_vocab\": a count, "
+                            "\"vocab_fingerprint\": 16 hex digits}", sizeof m->name);
+    snprintf(m->name, sizeof m->name, "%s", name->valuestring);
+    m->n_vocab = (uint32_t)n_vocab->valuedouble;
+    m->vocab_fingerprint = strtoull(fp->valuestring, NULL, 16);
+    return 0;
+}
+
+/* Absent means 1 (the first files wrote it, but hand-made ones may not). */
+static int check_version(const cJSON *v, g3_error *err) {
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)v->valueint) /* valueint saturates */
+        return g3_fail(err, "\"version\" must be a whole number from 1 (this gemma-chat writes %d)",
+                       CONVERSATION_VERSION);
+    if (v->valuedouble > CONVERSATION_VERSION)
+        return g3_fail(err, "\"version\" is %d, newer than this gemma-chat reads (%d): saved by a later "
+                            "gemma-chat? Update it to load this file",
+                       v->valueint, CONVERSATION_VERSION);
+    return 0;
+}
+
 char *g3_conversation_to_json(const g3_conversation *c) {
     cJSON *root = cJSON_CreateObject(), *turns = cJSON_CreateArray();
     if (!root || !turns) goto oom;
     cJSON_AddStringToObject(root, "format", CONVERSATION_FORMAT);
-    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddNumberToObject(root, "version", CONVERSATION_VERSION);
     cJSON_AddStringToObject(root, "system", c->system ? c->system : "");
+    if (c->model.n_vocab && !model_to_json(root, &c->model)) goto oom;
     cJSON_AddItemToObject(root, "turns", turns);
     for (size_t i = 0; i < c->n_turns; i++) {
         const g3_turn *t = &c->turns[i];
@@ -318,6 +363,9 @@ int g3_conversation_from_json(g3_conversation *c, const char *json, g3_error *er
         g3_fail(err, "not a gemma-chat conversation (\"format\" must be \"%s\")", CONVERSATION_FORMAT);
         goto done;
     }
+    if (check_version(cJSON_GetObjectItemCaseSensitive(root, "version"), err) ||
+        parse_model(cJSON_GetObjectItemCaseSensitive(root, "model"), &fresh.model, err))
+        goto done;
     if (system && !cJSON_IsString(system)) {
         g3_fail(err, "\"system\" must be a string");
         goto done;

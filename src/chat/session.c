@@ -41,6 +41,7 @@ struct g3_session {
     g3_media_limits limits;
     image_entry *images; /* image i appears in kv_ids as -(i + 1) */
     size_t n_images, cap_images;
+    g3_model_record record; /* this model, as saved conversations record it */
 };
 
 g3_gen_params g3_gen_defaults(void) {
@@ -52,6 +53,33 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* "Gemma 3 1B" from the shape (the GGUF name is free text, the layer count
+ * is not), or the layer count of a shape we do not know. */
+static void model_name(const g3_config *c, char *buf, size_t n) {
+    static const struct { uint32_t n_layer, n_embd; const char *size; } k_sizes[] = {
+        {18, 640, "270M"}, {26, 1152, "1B"}, {34, 2560, "4B"}, {48, 3840, "12B"}, {62, 5376, "27B"}};
+    for (size_t i = 0; i < sizeof k_sizes / sizeof k_sizes[0]; i++)
+        if (c->n_layer == k_sizes[i].n_layer && c->n_embd == k_sizes[i].n_embd) {
+            snprintf(buf, n, "Gemma 3 %s", k_sizes[i].size);
+            return;
+        }
+    snprintf(buf, n, "Gemma 3 (%u layers, embedding %u)", c->n_layer, c->n_embd);
+}
+
+/* FNV-1a 64 over every token's bytes, each followed by a 0xFF separator
+ * (a byte no UTF-8 text holds), so "ab","c" and "a","bc" differ. */
+static uint64_t vocab_fingerprint(const g3_tokenizer *tok) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    char buf[256];
+    const uint32_t n = g3_tokenizer_n_vocab(tok);
+    for (uint32_t id = 0; id < n; id++) {
+        const int len = g3_token_to_bytes(tok, (int32_t)id, false, buf, sizeof buf);
+        for (int i = 0; i < len; i++) h = (h ^ (unsigned char)buf[i]) * 0x100000001b3ull;
+        h = (h ^ 0xFF) * 0x100000001b3ull;
+    }
+    return h;
 }
 
 int g3_session_new(g3_model *model, const g3_context_params *cp, g3_session **out, g3_error *err) {
@@ -72,6 +100,10 @@ int g3_session_new(g3_model *model, const g3_context_params *cp, g3_session **ou
     s->eot = g3_tokenizer_find(s->tok, "<end_of_turn>");
     s->eos = g3_tokenizer_eos(s->tok);
     s->limits = g3_media_limits_default();
+    model_name(g3_model_config(model), s->record.name, sizeof s->record.name);
+    s->record.n_vocab = g3_tokenizer_n_vocab(s->tok);
+    s->record.vocab_fingerprint = vocab_fingerprint(s->tok);
+    s->conv.model = s->record;
     *out = s;
     return 0;
 fail:
@@ -174,6 +206,8 @@ static int ensure_encoded(g3_session *s, image_entry *e, g3_error *err) {
 }
 
 g3_conversation *g3_session_conversation(g3_session *s) { return &s->conv; }
+uint32_t g3_session_n_ctx(const g3_session *s) { return g3_context_n_ctx(s->ctx); }
+const g3_model_record *g3_session_model_record(const g3_session *s) { return &s->record; }
 const float *g3_session_logits(const g3_session *s) { return s->logits; }
 const g3_tokenizer *g3_session_tokenizer(const g3_session *s) { return s->tok; }
 
@@ -246,15 +280,28 @@ static int sync_prompt(g3_session *s, const int32_t *ids, size_t n, g3_gen_stats
     return 0;
 }
 
+/* Room kept for the answer when choosing which turns stay in the prompt:
+ * min(max_new, n_ctx / 4). Keeping all of max_new (700 by default, sized
+ * for an 8K context) would, in a small context, push the earlier turns out
+ * for an answer that is usually far shorter; a quarter of the context
+ * leaves at least three quarters to the conversation. An answer that runs
+ * past its reserve goes on while the context has room and then stops
+ * ("context_full"); the next message makes room by dropping old turns. */
+static size_t answer_reserve(size_t n_ctx, uint32_t max_new) {
+    return max_new < n_ctx / 4 ? max_new : n_ctx / 4;
+}
+
 /* Renders the conversation, leaving out the oldest turn pairs while the
- * prompt plus the answer would not fit. */
-static int render_fitting(g3_session *s, uint32_t max_new, int32_t **ids, size_t *n, g3_error *err) {
-    const size_t n_ctx = g3_context_n_ctx(s->ctx);
+ * prompt plus the answer's reserve would not fit. */
+static int render_fitting(g3_session *s, uint32_t max_new, int32_t **ids, size_t *n, uint32_t *n_dropped,
+                          g3_error *err) {
+    const size_t n_ctx = g3_context_n_ctx(s->ctx), reserve = answer_reserve(n_ctx, max_new);
     g3_render_images img = {.wrap = s->wrap, .image_id = image_id, .user = s};
     if (s->vision) img.n_tokens = g3_vision_n_tokens(s->vision);
     for (size_t first = 0;; first += 2) {
         if (g3_chat_render_from(s->tok, &s->conv, first, true, s->vision ? &img : NULL, ids, n, err)) return -1;
-        if (*n + max_new <= n_ctx || first + 2 >= s->conv.n_turns) break;
+        *n_dropped = (uint32_t)first;
+        if (*n + reserve <= n_ctx || first + 2 >= s->conv.n_turns) break;
         free(*ids);
         *ids = NULL;
     }
@@ -380,13 +427,15 @@ static int respond(g3_session *s, const g3_gen_params *gp, g3_on_text on_text, v
     int32_t *prompt = NULL, *gen = NULL;
     size_t n_prompt = 0, n_gen = 0;
     text_out o = {.stop = gp->stop, .on_text = on_text, .user = user};
-    if (render_fitting(s, gp->max_new_tokens, &prompt, &n_prompt, err) || sync_prompt(s, prompt, n_prompt, &st, err) ||
+    if (render_fitting(s, gp->max_new_tokens, &prompt, &n_prompt, &st.n_dropped_turns, err) ||
+        sync_prompt(s, prompt, n_prompt, &st, err) ||
         generate(s, gp, &o, cancel, &gen, &n_gen, &st, err))
         goto fail;
     /* keep the ids only when they are exactly the text (no stop-string cut) */
     if (g3_conversation_add(&s->conv, G3_ROLE_MODEL, o.text ? o.text : "", o.stopped_by_string ? NULL : gen,
                             n_gen, err))
         goto fail;
+    s->conv.model = s->record; /* its latest answer is this model's */
     free(prompt);
     free(gen);
     free(o.text);
@@ -425,6 +474,50 @@ int g3_session_send_parts(g3_session *s, const g3_part *parts, size_t n_parts, c
                        s->limits.max_images);
     if (g3_conversation_add_parts(&s->conv, parts, n_parts, err)) return -1;
     return respond(s, gp, on_text, user, cancel, stats, err);
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+/* True when ids are this vocabulary's tokens and spell exactly `text` (as
+ * generate() streamed them: specials skipped). */
+static bool ids_spell(const g3_tokenizer *tok, const int32_t *ids, size_t n, const char *text) {
+    const uint32_t n_vocab = g3_tokenizer_n_vocab(tok);
+    const size_t text_len = strlen(text);
+    g3_detokenizer d;
+    g3_detokenizer_init(&d, tok, true);
+    char piece[256];
+    size_t at = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && (ids[i] < 0 || (uint32_t)ids[i] >= n_vocab)) return false;
+        const int len = i < n ? g3_detokenizer_push(&d, ids[i], piece, sizeof piece)
+                              : g3_detokenizer_flush(&d, piece, sizeof piece);
+        if (len < 0 || at + (size_t)len > text_len || memcmp(text + at, piece, (size_t)len) != 0) return false;
+        at += (size_t)len;
+    }
+    return at == text_len;
+}
+
+int g3_session_load(g3_session *s, const char *path, g3_load_report *report, g3_error *err) {
+    g3_load_report r = {0};
+    g3_conversation c;
+    g3_conversation_init(&c);
+    if (g3_conversation_load(&c, path, err)) return -1;
+    r.saved = c.model;
+    r.other_vocab = c.model.n_vocab &&
+                    (c.model.n_vocab != s->record.n_vocab || c.model.vocab_fingerprint != s->record.vocab_fingerprint);
+    for (size_t i = 0; i < c.n_turns; i++) {
+        g3_turn *t = &c.turns[i];
+        if (t->role != G3_ROLE_MODEL || !t->n_ids || ids_spell(s->tok, t->ids, t->n_ids, t->text)) continue;
+        free(t->ids);
+        t->ids = NULL;
+        t->n_ids = 0;
+        r.n_reread++;
+    }
+    c.model = s->record; /* from here on, this model's conversation */
+    g3_conversation_free(&s->conv);
+    s->conv = c;
+    if (report) *report = r;
+    return 0;
 }
 
 /* "Frame 1.50:" before each frame, as the original demo wrote it. */
