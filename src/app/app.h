@@ -36,9 +36,27 @@ int app_parse_kv_type(const char *cmd, const char *flag, const char *text, g3_kv
 char *app_read_file(const char *cmd, const char *path, size_t *len);
 /* The same for text that must not hold NUL bytes (it would be cut there). */
 char *app_read_text_file(const char *cmd, const char *path);
+/* G3_MEM_LIMIT, when set, must be a size: digits (a fraction allowed) and
+ * an optional K, M or G (KiB, MiB, GiB; a trailing B or iB is fine), e.g.
+ * 6G or 1500M. The library reads it leniently (a typo would silently mean
+ * no limit, or bytes), so the commands that plan memory check it first.
+ * -1 after printing why. */
+int app_check_mem_limit(const char *cmd);
+struct g3_default_model;
+/* The first line on stderr when the default model is used (run, chat,
+ * serve): "gemma-chat: Gemma 3 270M (default, models/gemma-3-270m-q4_k_m.gguf)",
+ * or "gemma-chat: PATH (default from G3_DEFAULT_MODEL)". */
+void app_print_default_model(const struct g3_default_model *d);
+/* A model path that is a directory gets its own message; -1 after printing it. */
+int app_check_model_path(const char *cmd, const char *path);
 /* Returns the value after a flag, or NULL (with a message) when it is missing. */
 const char *app_flag_value(const char *cmd, int argc, char **argv, int *i);
 void app_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Writes answer text to stdout and flushes it; with `terminal`, control
+ * bytes are escaped (g3_escape_for_terminal) so a model cannot drive the
+ * terminal. Pieces arrive as whole UTF-8 characters. */
+void app_print_answer(const char *text, size_t len, bool terminal);
 
 struct g3_gen_stats;
 /* "prefill N tokens, X tok/s; generated M tokens, Y tok/s" on stderr. */

@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "app/app.h"
+#include "gemma3_chat.h"
 
 void app_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -49,6 +51,46 @@ int app_parse_kv_type(const char *cmd, const char *flag, const char *text, g3_kv
     }
     *out = (g3_kv_type)t;
     return 0;
+}
+
+int app_check_mem_limit(const char *cmd) {
+    const char *v = getenv("G3_MEM_LIMIT");
+    if (!v || !*v) return 0;
+    const char *p = v;
+    size_t digits = strspn(p, "0123456789");
+    p += digits;
+    if (*p == '.') {
+        const size_t frac = strspn(p + 1, "0123456789");
+        digits += frac;
+        p += 1 + frac;
+    }
+    if (*p && strchr("KkMmGg", *p)) {
+        p++;
+        if (*p == 'i') p++;
+        if (*p == 'B' || *p == 'b') p++;
+    } else if (*p == 'B' || *p == 'b') {
+        p++;
+    }
+    if (digits == 0 || *p) {
+        app_error(cmd, "G3_MEM_LIMIT='%s' is not a size: give bytes with an optional K, M or G suffix "
+                       "(e.g. G3_MEM_LIMIT=6G), or unset it", v);
+        return -1;
+    }
+    return 0;
+}
+
+void app_print_default_model(const g3_default_model *d) {
+    if (d->from_env) fprintf(stderr, "gemma-chat: %s (default from " G3_DEFAULT_MODEL_ENV ")\n", d->shown);
+    else fprintf(stderr, "gemma-chat: " G3_DEFAULT_MODEL_NAME " (default, %s)\n", d->shown);
+}
+
+int app_check_model_path(const char *cmd, const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        app_error(cmd, "%s is a directory, not a model: give a Gemma 3 .gguf file with -m FILE", path);
+        return -1;
+    }
+    return 0; /* anything else: the GGUF reader says what is wrong with it, naming it */
 }
 
 const char *app_flag_value(const char *cmd, int argc, char **argv, int *i) {

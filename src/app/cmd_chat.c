@@ -1,8 +1,14 @@
 /* gemma-chat chat: the terminal chat.
  * Each line is a message (end a line with '\' to continue it on the next);
- * lines starting with '/' are commands. Piped stdin works the same way
- * without prompts. Ctrl-C stops the current answer; /quit or Ctrl-D leaves. */
+ * lines starting with '/' are commands. At a terminal, lines are read with
+ * libedit (editing, and the session's history on the arrow keys); piped
+ * stdin is read plainly, without prompts. Ctrl-C stops the current answer;
+ * /quit or Ctrl-D leaves. */
+#include <editline/readline.h>
 #include <errno.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +30,11 @@ static void on_sigint(int sig) {
 typedef struct chat_state {
     g3_session *session;
     gen_options *opts;
-    bool interactive;
+    bool interactive;  /* stdin and stdout are terminals: prompts, messages on stdout */
+    bool line_editing; /* stdin is a terminal: libedit reads the lines */
+    bool terminal_out; /* stdout is a terminal: answers have their control bytes escaped */
+    uint32_t n_dropped; /* turns the last answer's prompt left out (they no longer fit) */
+    size_t printed;     /* bytes of the answer in progress written so far */
     char *attachments; /* documents waiting for the next message */
     size_t attach_len;
     const char *media[8]; /* images and videos waiting for the next message */
@@ -35,8 +45,9 @@ typedef struct chat_state {
 } chat_state;
 
 static bool print_text(const char *text, size_t len, void *user) {
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
+    chat_state *c = user;
+    app_print_answer(text, len, c->terminal_out);
+    c->printed += len;
     return true;
 }
 
@@ -59,6 +70,45 @@ static void help(const chat_state *c) {
         "  /quit               leave (Ctrl-D works too; Ctrl-C stops an answer)");
 }
 
+/* Pending documents and media: dropped together when a message with them is
+ * refused, so that one file too long for the context cannot make every
+ * later message fail. */
+static void clear_media(chat_state *c) {
+    for (int i = 0; i < c->n_media; i++) free(c->media_owned[i]);
+    c->n_media = 0;
+}
+
+static void clear_pending(chat_state *c) {
+    free(c->attachments);
+    c->attachments = NULL;
+    c->attach_len = 0;
+    clear_media(c);
+}
+
+static bool has_pending(const chat_state *c) { return c->attach_len || c->n_media; }
+
+/* A document that alone outgrows the context is refused here, not when the
+ * question after it is sent (tokenizing is quick: ~13 ms per 100 KB). */
+static int check_fits(chat_state *c, const char *path, const char *text, size_t len) {
+    g3_error err;
+    int32_t *ids;
+    size_t n;
+    if (g3_tokenize(g3_session_tokenizer(c->session), text, len, false, false, &ids, &n, &err)) {
+        say(c, "error: %s", err.msg);
+        return -1;
+    }
+    free(ids);
+    const uint32_t n_ctx = g3_session_n_ctx(c->session);
+    if (n >= n_ctx) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s is %zu tokens but the context holds %u: not attached (attach a shorter file, "
+                 "or start the chat with a larger -c)", path, n, n_ctx);
+        say(c, "error: %s", msg);
+        return -1;
+    }
+    return 0;
+}
+
 static void attach_file(chat_state *c, const char *path) {
     g3_error err;
     char *text;
@@ -68,6 +118,10 @@ static void attach_file(chat_state *c, const char *path) {
         return;
     }
     size_t len = strlen(text);
+    if (check_fits(c, path, text, len)) {
+        free(text);
+        return;
+    }
     char *grown = realloc(c->attachments, c->attach_len + len + 2);
     if (!grown) {
         free(text);
@@ -105,9 +159,23 @@ static void attach_media(chat_state *c, const char *path, bool video) {
     say(c, "attached %s (sent with your next message)", path);
 }
 
-static void clear_media(chat_state *c) {
-    for (int i = 0; i < c->n_media; i++) free(c->media_owned[i]);
-    c->n_media = 0;
+static void load_conversation(chat_state *c, const char *path) {
+    g3_error err;
+    g3_load_report r;
+    if (g3_session_load(c->session, path, &r, &err)) {
+        say(c, "error: %s (conversation unchanged)", err.msg);
+        return;
+    }
+    c->n_dropped = 0;
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "loaded %s", path);
+    if (r.other_vocab && n > 0 && (size_t)n < sizeof msg)
+        n += snprintf(msg + n, sizeof msg - (size_t)n, " (saved with %s, whose vocabulary differs from this model's)",
+                      r.saved.name);
+    if (r.n_reread && n > 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, "; %zu earlier answer%s will be read again from %s text", r.n_reread,
+                 r.n_reread == 1 ? "" : "s", r.n_reread == 1 ? "its" : "their");
+    say(c, "%s", msg);
 }
 
 /* Returns 1 to quit. */
@@ -124,7 +192,9 @@ static int run_command(chat_state *c, char *line) {
     if (!strcmp(line, "/help")) help(c);
     else if (!strcmp(line, "/reset")) {
         g3_conversation_clear(conv);
-        say(c, "%s", "conversation cleared");
+        c->n_dropped = 0;
+        say(c, "%s", has_pending(c) ? "conversation and attachments cleared" : "conversation cleared");
+        clear_pending(c);
     } else if (!strcmp(line, "/system")) {
         if (g3_conversation_set_system(conv, has_arg ? arg : NULL, &err)) say(c, "error: %s", err.msg);
         else say(c, "%s", has_arg ? "system prompt set" : "system prompt cleared");
@@ -147,55 +217,110 @@ static int run_command(chat_state *c, char *line) {
         else say(c, "saved to %s", arg);
     } else if (!strcmp(line, "/load")) {
         if (!has_arg) say(c, "%s", "usage: /load FILE");
-        else if (g3_conversation_load(conv, arg, &err)) say(c, "error: %s (conversation unchanged)", err.msg);
-        else say(c, "loaded %s", arg);
+        else load_conversation(c, arg);
     } else {
         say(c, "unknown command '%s' (try /help)", line);
     }
     return 0;
 }
 
-static void send_message(chat_state *c, const char *text) {
-    char *message = NULL;
-    if (c->attach_len) {
-        size_t n = c->attach_len + strlen(text) + 2;
-        message = malloc(n);
-        if (!message) {
-            say(c, "error: %s", "out of memory");
-            return;
-        }
-        snprintf(message, n, "%s\n%s", c->attachments, text);
+/* The message with its pending documents in front (malloc'd); NULL when
+ * out of memory. */
+static char *with_attachments(const chat_state *c, const char *text) {
+    const size_t n = c->attach_len + strlen(text) + 2;
+    char *message = malloc(n);
+    if (message) snprintf(message, n, "%s\n%s", c->attach_len ? c->attachments : "", text);
+    return message;
+}
+
+static void report_answer(chat_state *c, const g3_gen_stats *st) {
+    if (!strcmp(st->stop_reason, "cancelled")) say(c, "%s", "[stopped]");
+    if (st->n_dropped_turns > c->n_dropped) {
+        const uint32_t n = st->n_dropped_turns - c->n_dropped;
+        fprintf(stderr, "(%u earlier turn%s left the context)\n", n, n == 1 ? "" : "s");
     }
-    g3_error err;
+    c->n_dropped = st->n_dropped_turns;
+    if (c->opts->verbose) app_print_stats(st);
+}
+
+static void send_message(chat_state *c, const char *text) {
+    char *message = c->attach_len ? with_attachments(c, text) : NULL;
+    const char *full = message ? message : text;
+    g3_error err = {{0}};
     g3_gen_stats st;
     g_cancel = 0;
-    g3_part *parts = NULL;
-    size_t n_parts = 0;
+    c->printed = 0;
     int rc;
-    if (c->n_media) {
-        if (app_media_parts("chat", c->media, c->is_video, c->n_media, c->opts->max_frames, message ? message : text,
-                            &parts, &n_parts)) {
-            free(message);
-            return;
+    if (c->attach_len && !message) {
+        snprintf(err.msg, sizeof err.msg, "out of memory for the message and its attachments");
+        rc = -1;
+    } else if (c->n_media) {
+        g3_part *parts = NULL;
+        size_t n_parts = 0;
+        rc = app_media_parts("chat", c->media, c->is_video, c->n_media, c->opts->max_frames, full, &parts, &n_parts);
+        if (rc == 0) {
+            rc = g3_session_send_parts(c->session, parts, n_parts, &c->opts->gen, print_text, c, &g_cancel, &st, &err);
+            g3_parts_free(parts, n_parts);
         }
-        rc = g3_session_send_parts(c->session, parts, n_parts, &c->opts->gen, print_text, NULL, &g_cancel, &st, &err);
-        g3_parts_free(parts, n_parts);
     } else {
-        rc = g3_session_send(c->session, message ? message : text, &c->opts->gen, print_text, NULL, &g_cancel, &st, &err);
+        rc = g3_session_send(c->session, full, &c->opts->gen, print_text, c, &g_cancel, &st, &err);
+    }
+    if (c->printed || rc == 0) { /* an answer, even a cut one, ends its line */
+        putchar('\n');
+        fflush(stdout); /* before anything on stderr, and for a program reading the pipe */
     }
     if (rc) {
-        fflush(stdout);
-        say(c, "\nerror: %s", err.msg);
+        if (err.msg[0]) say(c, "error: %s", err.msg); /* (app_media_parts has said why) */
+        if (has_pending(c)) say(c, "%s", "(the attachments of that message were dropped)");
     } else {
-        clear_media(c);
-        printf("\n");
-        if (!strcmp(st.stop_reason, "cancelled")) say(c, "%s", "[stopped]");
-        if (c->opts->verbose) app_print_stats(&st);
-        free(c->attachments); /* sent: attachments belong to that message now */
-        c->attachments = NULL;
-        c->attach_len = 0;
+        report_answer(c, &st);
     }
+    clear_pending(c); /* sent with the message, or refused with it: nothing stays pending */
     free(message);
+}
+
+/* One line at a terminal, with libedit. NULL at end of input (Ctrl-D);
+ * *interrupted when Ctrl-C ended it. */
+static char *edit_line(const char *prompt, bool *interrupted) {
+    g_cancel = 0;
+    char *line = readline(prompt);
+    *interrupted = g_cancel != 0;
+    g_cancel = 0;
+    if (line && *line) add_history(line);
+    if (*interrupted) {
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+/* One line, without its end of line, in *line (malloc'd, length *n); -1 at
+ * end of input, 1 when Ctrl-C interrupted the prompt. */
+static int read_line(chat_state *c, bool continued, char **line, size_t *cap, ssize_t *n) {
+    if (c->line_editing) {
+        bool interrupted;
+        /* prompts go where libedit draws: stdout, or stderr when stdout is redirected */
+        const bool shown = c->interactive || isatty(STDERR_FILENO);
+        char *got = edit_line(!shown ? "" : continued ? ". " : "> ", &interrupted);
+        if (interrupted) return 1;
+        if (!got) return -1;
+        free(*line);
+        *line = got;
+        *n = (ssize_t)strlen(got);
+        *cap = (size_t)*n + 1;
+        return 0;
+    }
+    errno = 0;
+    *n = getline(line, cap, stdin);
+    if (*n < 0) {
+        if (errno == EINTR && c->interactive) { /* Ctrl-C at the prompt */
+            clearerr(stdin);
+            g_cancel = 0;
+            return 1;
+        }
+        return -1;
+    }
+    return 0;
 }
 
 /* Reads one message: lines ending in '\' continue. NULL at end of input. */
@@ -203,19 +328,17 @@ static char *read_message(chat_state *c) {
     char *msg = NULL, *line = NULL;
     size_t msg_len = 0, cap = 0;
     for (;;) {
-        if (c->interactive) {
+        if (c->interactive && !c->line_editing) {
             fputs(msg ? ". " : "> ", stdout);
             fflush(stdout);
         }
-        errno = 0;
-        ssize_t n = getline(&line, &cap, stdin);
-        if (n < 0) {
-            if (errno == EINTR && c->interactive) { /* Ctrl-C at the prompt */
-                clearerr(stdin);
-                g_cancel = 0;
-                fputs("\n(/quit or Ctrl-D to leave)\n", stdout);
-                continue;
-            }
+        ssize_t n;
+        const int r = read_line(c, msg != NULL, &line, &cap, &n);
+        if (r > 0) {
+            fputs("\n(/quit or Ctrl-D to leave)\n", c->interactive ? stdout : stderr);
+            continue;
+        }
+        if (r < 0) {
             free(line);
             if (msg) return msg; /* a last message without newline */
             return NULL;
@@ -237,8 +360,56 @@ static char *read_message(chat_state *c) {
 }
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: gemma-chat chat -m MODEL [options]\n");
+    fprintf(out, "usage: gemma-chat chat [-m MODEL] [options]\n");
     gen_options_help(out);
+}
+
+static int read_byte(FILE *in) {
+    for (;;) {
+        if (g_cancel) return -1;
+        unsigned char b;
+        const ssize_t n = read(fileno(in), &b, 1);
+        if (n == 1) return b;
+        if (n < 0 && errno == EINTR) continue; /* g_cancel decides */
+        return -1;
+    }
+}
+
+/* libedit's character reader: one character as its code point (UTF-8
+ * decoded here; invalid bytes become U+FFFD). -1 ends the line as end of
+ * input: at end of input, and when Ctrl-C interrupted the read. libedit's
+ * own reader may retry an interrupted read, and then a Ctrl-C at the prompt
+ * did nothing until the next key (about one in 200 under load, by strace). */
+static int chat_getc(FILE *in) {
+    const int b = read_byte(in);
+    if (b < 0x80) return b;
+    if (b < 0xC2 || b > 0xF4) return 0xFFFD;
+    const int extra = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : 1;
+    int cp = b & (0x3F >> extra);
+    for (int i = 0; i < extra; i++) {
+        const int c = read_byte(in);
+        if (c < 0) return -1;
+        if ((c & 0xC0) != 0x80) return 0xFFFD;
+        cp = (cp << 6) | (c & 0x3F);
+    }
+    return cp;
+}
+
+/* libedit's readline(): prompts and editing on stdout, or on stderr when
+ * stdout is not a terminal (the answers then go to a file, the editing
+ * stays on the screen); Tab inserts a tab (pasted code) instead of
+ * completing file names. libedit edits characters through the C library's
+ * locale, so LC_CTYPE comes from the environment, or is C.UTF-8 when that
+ * is not UTF-8: the chat's text is UTF-8 whatever the locale says. */
+static void setup_line_editing(void) {
+    const char *loc = setlocale(LC_CTYPE, "");
+    if (!loc || strcmp(nl_langinfo(CODESET), "UTF-8") != 0) setlocale(LC_CTYPE, "C.UTF-8");
+    rl_readline_name = "gemma-chat";
+    rl_instream = stdin;
+    rl_outstream = isatty(STDOUT_FILENO) ? stdout : stderr;
+    rl_getc_function = chat_getc;
+    rl_initialize(); /* history included (using_history() first would set up a second, leaked editor) */
+    rl_bind_key('\t', rl_insert);
 }
 
 int cmd_chat(int argc, char **argv) {
@@ -257,6 +428,7 @@ int cmd_chat(int argc, char **argv) {
         return 2;
     }
     if (gen_options_finish(cmd, &o, &system)) return 2;
+    if (gen_options_model(cmd, &o)) return 1;
     g3_error err;
     g3_model *model;
     if (gen_options_preflight(cmd, &o)) return 1;
@@ -264,35 +436,50 @@ int cmd_chat(int argc, char **argv) {
         app_error(cmd, "%s", err.msg);
         return 1;
     }
-    chat_state c = {.opts = &o, .interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)};
+    chat_state c = {.opts = &o, .interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO),
+                    .line_editing = isatty(STDIN_FILENO), .terminal_out = isatty(STDOUT_FILENO)};
     g3_vision *vision = NULL;
+    /* Ctrl-C is for the main thread, which reads the prompt: the engine's
+     * worker threads, started with the session and the vision encoder,
+     * inherit a mask that blocks it. (Delivered to a worker, the signal
+     * left the main thread's read blocked until the next key.) */
+    sigset_t sigint, old_mask;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigint, &old_mask);
+    int rc = 0;
     if (g3_session_new(model, &o.cp, &c.session, &err) ||
         g3_conversation_set_system(g3_session_conversation(c.session), system, &err)) {
         app_error(cmd, "%s", err.msg);
-        g3_session_free(c.session);
-        g3_model_free(model);
-        return 1;
+        rc = 1;
+    } else if (gen_options_load_vision(cmd, &o, c.session, &vision)) {
+        rc = 1;
     }
-    if (gen_options_load_vision(cmd, &o, c.session, &vision)) {
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    if (rc) {
         g3_session_free(c.session);
         g3_model_free(model);
-        return 1;
+        return rc;
     }
     c.has_vision = vision != NULL;
     struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: Ctrl-C interrupts reads */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
-    if (c.interactive) printf("gemma-chat: %s (type /help for commands)\n", o.model);
+    if (c.line_editing) setup_line_editing();
+    if (c.interactive) {
+        if (o.default_model.path[0]) printf("gemma-chat: type /help for commands\n"); /* the model: on stderr */
+        else printf("gemma-chat: %s (type /help for commands)\n", o.model);
+    }
     char *msg;
-    while ((msg = read_message(&c))) {
-        int quit = 0;
+    int quit = 0;
+    while (!quit && (msg = read_message(&c))) {
         if (msg[0] == '/') quit = run_command(&c, msg);
         else if (msg[0]) send_message(&c, msg);
         free(msg);
-        if (quit) break;
     }
-    free(c.attachments);
-    clear_media(&c);
+    if (!quit && c.interactive) putchar('\n'); /* Ctrl-D: leave the shell's prompt on a line of its own */
+    if (c.line_editing) clear_history(); /* the session's lines: history is not kept across runs */
+    clear_pending(&c);
     g3_session_free(c.session);
     g3_vision_free(vision);
     g3_model_free(model);

@@ -2,19 +2,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/app.h"
 #include "app/gen_options.h"
 #include "gemma3_vision.h"
 
-static bool print_text(const char *text, size_t len, void *user) {
+void app_print_answer(const char *text, size_t len, bool terminal) {
+    char buf[1024];
+    while (terminal && len) { /* 4 bytes out per byte in, at most */
+        size_t n = len < sizeof buf / 4 ? len : sizeof buf / 4;
+        if (n < len && (unsigned char)text[n - 1] == 0xC2) n--; /* keep a C1 control's two bytes together */
+        fwrite(buf, 1, g3_escape_for_terminal(text, n, buf), stdout);
+        text += n;
+        len -= n;
+    }
     fwrite(text, 1, len, stdout);
     fflush(stdout);
+}
+
+static bool print_text(const char *text, size_t len, void *user) {
+    app_print_answer(text, len, *(const bool *)user);
     return true;
 }
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: gemma-chat run -m MODEL -p TEXT [--raw] [options]\n"
+    fprintf(out, "usage: gemma-chat run [-m MODEL] (-p TEXT | -f FILE) [--raw] [options]\n"
                  "  -p, --prompt TEXT       the user message (chat template applied)\n"
                  "  -f, --file FILE         read the prompt from a file instead\n"
                  "  --raw                   feed TEXT as is (special tokens parsed, <bos> added)\n"
@@ -72,15 +85,24 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     if (prompt_file && !(prompt = file_text = app_read_text_file(cmd, prompt_file))) return 2;
+    if (gen_options_model(cmd, &o)) {
+        free(file_text);
+        return 1;
+    }
     g3_error err;
     g3_model *model;
     g3_session *s = NULL;
-    if (gen_options_preflight(cmd, &o)) return 1;
+    if (gen_options_preflight(cmd, &o)) {
+        free(file_text);
+        return 1;
+    }
     if (g3_model_load(o.model, &model, &err)) {
         app_error(cmd, "%s", err.msg);
+        free(file_text);
         return 1;
     }
     int rc = 1;
+    bool terminal = isatty(STDOUT_FILENO); /* escape control bytes there; pipes get them as they are */
     g3_gen_stats st;
     g3_vision *vision = NULL;
     g3_part *parts = NULL;
@@ -94,12 +116,13 @@ int cmd_run(int argc, char **argv) {
                app_media_parts(cmd, media, is_video, n_media, o.max_frames, prompt, &parts, &n_parts)) {
         /* message printed */
     } else if ((!raw && g3_conversation_set_system(g3_session_conversation(s), system, &err)) ||
-               (raw ? g3_session_complete_raw(s, prompt, &o.gen, print_text, NULL, NULL, &st, &err)
-                    : g3_session_send_parts(s, parts, n_parts, &o.gen, print_text, NULL, NULL, &st, &err))) {
+               (raw ? g3_session_complete_raw(s, prompt, &o.gen, print_text, &terminal, NULL, &st, &err)
+                    : g3_session_send_parts(s, parts, n_parts, &o.gen, print_text, &terminal, NULL, &st, &err))) {
         fflush(stdout);
         app_error(cmd, "%s", err.msg);
     } else {
         printf("\n");
+        fflush(stdout); /* before the stats on stderr */
         if (o.verbose) app_print_stats(&st);
         rc = 0;
     }

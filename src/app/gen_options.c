@@ -75,6 +75,10 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
         }
     }
     else if (!strcmp(a, "--stop")) {
+        if (!*v) { /* was ignored without a word: the user meant something */
+            app_error(cmd, "--stop needs a non-empty TEXT");
+            return -1;
+        }
         if (o->n_stop == GEN_MAX_STOP) {
             app_error(cmd, "at most %d --stop strings", GEN_MAX_STOP);
             return -1;
@@ -86,10 +90,6 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
 }
 
 int gen_options_finish(const char *cmd, gen_options *o, const char **system) {
-    if (!o->model) {
-        app_error(cmd, "-m MODEL is required");
-        return -1;
-    }
     g3_error err;
     if (g3_sampler_params_check(&o->gen.sampler, &err)) {
         app_error(cmd, "%s", err.msg);
@@ -108,7 +108,20 @@ int gen_options_finish(const char *cmd, gen_options *o, const char **system) {
     return 0;
 }
 
+int gen_options_model(const char *cmd, gen_options *o) {
+    if (o->model) return 0;
+    g3_error err;
+    if (g3_default_model_find(&o->default_model, &err)) {
+        app_error(cmd, "%s", err.msg);
+        return -1;
+    }
+    o->model = o->default_model.path;
+    app_print_default_model(&o->default_model);
+    return 0;
+}
+
 int gen_options_preflight(const char *cmd, gen_options *o) {
+    if (app_check_model_path(cmd, o->model)) return -1;
     g3_error err;
     g3_plan plan;
     g3_plan_params pp = {.n_ctx = o->cp.n_ctx, .n_ubatch = o->cp.n_ubatch, .kv_type = o->cp.kv_type};
@@ -161,7 +174,9 @@ int gen_options_preflight(const char *cmd, gen_options *o) {
 
 void gen_options_help(FILE *out) {
     fprintf(out,
-            "  -m, --model FILE        Gemma 3 GGUF model (required)\n"
+            "  -m, --model FILE        Gemma 3 GGUF model (default: " G3_DEFAULT_MODEL_NAME ", " G3_DEFAULT_MODEL_PATH "\n"
+            "                          beside the build folder or here, or $" G3_DEFAULT_MODEL_ENV ";\n"
+            "                          bash scripts/get-model.sh fetches it)\n"
             "  -s, --system TEXT       system prompt (overrides --preset)\n"
             "  --preset NAME           general, document, visual, tutor, reviewer, storyteller, custom\n"
             "  -c, --ctx-size N        context size in tokens (default 8192, or the model's trained\n"

@@ -25,15 +25,20 @@ typedef struct gen_options {
     const char *mmproj;       /* --mmproj FILE: the vision encoder */
     g3_image_wrap wrap;       /* --image-wrap official|golden */
     uint32_t max_frames;      /* --max-frames N: frames sampled per video (default 2, at most 4) */
+    g3_default_model default_model; /* where model points when -m was not given */
 } gen_options;
 
 void gen_options_init(gen_options *o);
 /* Consumes argv[*i] (and its value) if it is a shared flag: returns 1 when
  * consumed, 0 when not ours, -1 on a bad value (message printed). */
 int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, int *i);
-/* After parsing: -m present, the preset known. Returns the system prompt
- * to use (from -s, or the preset) through *system. */
+/* After parsing: the sampler settings valid, the preset known. Returns the
+ * system prompt to use (from -s, or the preset) through *system. */
 int gen_options_finish(const char *cmd, gen_options *o, const char **system);
+/* Without -m: the default model (g3_default_model_find), announced as the
+ * first line on stderr ("gemma-chat: Gemma 3 270M (default, models/...)");
+ * -1 after printing why it is missing. */
+int gen_options_model(const char *cmd, gen_options *o);
 void gen_options_help(FILE *out);
 /* Before loading: plans the model (and --mmproj) at the chosen context and
  * KV type; caps the default context at the trained length; warns above

@@ -1,4 +1,5 @@
 /* gemma-chat: Gemma 3 chat and tools. One binary, one subcommand per job. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,21 +11,22 @@ typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary;
+    bool plans_memory; /* checks its plan against the memory available (G3_MEM_LIMIT) */
 } command;
 
 static const command k_commands[] = {
-    {"chat", cmd_chat, "interactive terminal chat"},
-    {"run", cmd_run, "one answer to a prompt, for scripts"},
-    {"tokenize", cmd_tokenize, "text to token ids (JSON array)"},
-    {"detokenize", cmd_detokenize, "token ids to text"},
-    {"bench", cmd_bench, "prefill and decode speed, memory bandwidth roofline"},
-    {"plan", cmd_plan, "memory needed by each model size, format and context"},
-    {"quantize", cmd_quantize, "convert a F32/F16/BF16 GGUF to Q8_0, Q4_0 or Q4_K_M"},
-    {"eval", cmd_eval, "evaluate a token sequence: logits of every position, greedy continuation"},
-    {"info", cmd_info, "print a model's architecture, hyperparameters and tensors"},
-    {"make-test-model", cmd_make_test_model, "write a random-weight Gemma 3 model of a real shape"},
-    {"serve", cmd_serve, "OpenAI-compatible HTTP API (chat completions, streaming, batching)"},
-    {"embed-image", cmd_embed_image, "an image's projected vision embeddings (float32), for checking"},
+    {"chat", cmd_chat, "interactive terminal chat", true},
+    {"run", cmd_run, "one answer to a prompt, for scripts", true},
+    {"tokenize", cmd_tokenize, "text to token ids (JSON array)", false},
+    {"detokenize", cmd_detokenize, "token ids to text", false},
+    {"bench", cmd_bench, "prefill and decode speed, memory bandwidth roofline", true},
+    {"plan", cmd_plan, "memory needed by each model size, format and context", true},
+    {"quantize", cmd_quantize, "convert a F32/F16/BF16 GGUF to Q8_0, Q4_0 or Q4_K_M", false},
+    {"eval", cmd_eval, "evaluate a token sequence: logits of every position, greedy continuation", true},
+    {"info", cmd_info, "a model's (or vision projector's) architecture, hyperparameters and tensors", false},
+    {"make-test-model", cmd_make_test_model, "write a random-weight Gemma 3 model of a real shape", false},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP API (chat completions, streaming, batching)", true},
+    {"embed-image", cmd_embed_image, "an image's projected vision embeddings (float32), for checking", true},
 };
 
 static void usage(FILE *out) {
@@ -44,7 +46,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
-        if (strcmp(argv[1], k_commands[i].name) == 0) return k_commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], k_commands[i].name) == 0) {
+            if (k_commands[i].plans_memory && app_check_mem_limit(k_commands[i].name)) return 2;
+            return k_commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "gemma-chat: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
