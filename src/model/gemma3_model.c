@@ -66,10 +66,13 @@ void g3_model_print_info(const g3_model *m, FILE *out) {
     fprintf(out, "rms epsilon:        %g\n", c->rms_eps);
     fprintf(out, "attention scale:    %.6g\n", c->attn_scale);
     fprintf(out, "soft-capping:       attention %g, final %g (0 = none)\n", c->attn_softcap, c->final_softcap);
-    fprintf(out, "global layers:     ");
+    /* a count, then the indices: "global layers: 5" read as five of them */
+    uint32_t n_global = 0;
+    for (uint32_t il = 0; il < c->n_layer; il++) n_global += c->is_global[il];
+    fprintf(out, "global layers:      %u of %u (indices", n_global, c->n_layer);
     for (uint32_t il = 0; il < c->n_layer; il++)
         if (c->is_global[il]) fprintf(out, " %u", il);
-    fprintf(out, "\n");
+    fprintf(out, "; the others: sliding window)\n");
     fprintf(out, "output:             %s (%s)\n", m->w.output_tied ? "tied to token_embd" : "output.weight",
             g3_type_name(m->w.output.type, buf));
     print_tensor_summary(m->gguf, out);
