@@ -85,6 +85,10 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         app_error(k_cmd, "-m MODEL is required");
         return -1;
     }
+    if (!o->n_prompt && !o->n_gen) {
+        app_error(k_cmd, "-p 0 and -n 0 leave nothing to measure: give -p N (prefill) or -n N (decode)");
+        return -1;
+    }
     return 0;
 }
 

@@ -332,6 +332,16 @@ static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t
     g3_error err;
     uint64_t need = (uint64_t)n + o->generate;
     uint32_t n_ctx = o->n_ctx ? o->n_ctx : (uint32_t)(need < cfg->n_ctx_train ? need : cfg->n_ctx_train);
+    /* the last generated id is never evaluated: n + generate - 1 positions */
+    const uint64_t used = o->generate ? need - 1 : n;
+    if (used > n_ctx) {
+        app_error(k_cmd,
+                  "the sequence (%u positions) and --generate %u need %llu positions but the context holds %u "
+                  "(%s); shorten them%s",
+                  n, o->generate, (unsigned long long)used, n_ctx,
+                  o->n_ctx ? "-c" : "the model's trained length", o->n_ctx ? " or raise -c" : "");
+        return -1;
+    }
     g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads, .kv_type = o->kv_type};
     g3_context *ctx;
     if (g3_context_new(model, &cp, &ctx, &err)) { app_error(k_cmd, "%s", err.msg); return -1; }

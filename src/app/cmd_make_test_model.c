@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/app.h"
 
@@ -48,10 +49,15 @@ int cmd_make_test_model(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    /* the progress line redraws itself with \r: only on a terminal; a log
+     * gets one final line instead */
+    const bool quiet = !p.progress;
+    p.progress = p.progress && isatty(STDERR_FILENO);
     g3_error err;
     if (vision ? g3_make_test_mmproj(&p, &err) : g3_make_test_model(&p, &err)) {
         app_error(cmd, "%s", err.msg);
         return 1;
     }
+    if (!quiet && !p.progress) fprintf(stderr, "wrote %s\n", p.out_path);
     return 0;
 }

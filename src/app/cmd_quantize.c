@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app/app.h"
 #include "gemma3_plan.h"
@@ -54,8 +55,10 @@ int cmd_quantize(int argc, char **argv) {
         app_error(cmd, "unsupported type '%s': choose Q8_0, Q4_0 or Q4_K_M", pos[2]);
         return 2;
     }
+    /* the bar redraws itself with \r: only a terminal shows that as one
+     * line, so a log gets only the final "wrote" line */
     g3_quantize_params p = {.in_path = pos[0], .out_path = pos[1], .ftype = (g3_ftype)ftype,
-                            .progress = !quiet};
+                            .progress = !quiet && isatty(STDERR_FILENO)};
     g3_error err;
     if (g3_quantize(&p, &err)) {
         app_error(cmd, "%s", err.msg);

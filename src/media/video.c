@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -444,8 +445,17 @@ static int vreader_open(vreader *v, const char *path, const g3_media_limits *lim
     return 0;
 }
 
+/* FFmpeg logs to stderr by default ("moov atom not found", decoder
+ * warnings): our errors already say what was wrong with the file, in our
+ * words, so its log is silenced. The level is FFmpeg's process-wide
+ * setting: set once, under pthread_once, before the first use. */
+static pthread_once_t g_av_log_once = PTHREAD_ONCE_INIT;
+
+static void silence_av_log(void) { av_log_set_level(AV_LOG_QUIET); }
+
 int g3_video_sample(const char *path, uint32_t n_frames, const g3_media_limits *lim_in, g3_video_frame **frames,
                     uint32_t *n_out, g3_error *err) {
+    pthread_once(&g_av_log_once, silence_av_log);
     *frames = NULL;
     *n_out = 0;
     if (n_frames < 1 || n_frames > MAX_FRAMES)
