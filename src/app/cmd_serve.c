@@ -25,12 +25,13 @@ typedef struct serve_options {
     uint64_t max_body;
     g3_context_params cp;
     bool verbose, force;
+    g3_default_model default_model;
 } serve_options;
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: gemma-chat serve [-m MODEL] [options]\n"
-            "  -m, --model FILE        the model (GGUF)\n"
+            "  -m, --model FILE        the model (default: " G3_DEFAULT_MODEL_NAME ", " G3_DEFAULT_MODEL_PATH ")\n"
             "  --mmproj FILE           the vision encoder: image_url parts become images\n"
             "  --host ADDR             address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)\n"
             "  --port N                port (default 8080; 0 = any free port, printed when listening)\n"
@@ -207,10 +208,17 @@ int cmd_serve(int argc, char **argv) {
     o.cp.kv_type = APP_DEFAULT_KV_TYPE;
     int rc = parse_args(cmd, argc, argv, &o);
     if (rc) return rc > 0 ? 0 : 2;
-    if (!o.model) { /* the default model's lookup is not in yet */
-        app_error(cmd, "give the model with -m FILE");
-        return 2;
+    if (!o.model) {
+        g3_error err;
+        if (g3_default_model_find(&o.default_model, &err)) {
+            app_error(cmd, "%s", err.msg);
+            return 1;
+        }
+        o.model = o.default_model.path;
+        fprintf(stderr, "gemma-chat: %s (default%s)\n", o.default_model.shown,
+                o.default_model.from_env ? " from " G3_DEFAULT_MODEL_ENV : "");
     }
+    if (app_check_model_path(cmd, o.model)) return 1;
     char model_id[256];
     model_id_of(o.model, model_id, sizeof model_id);
 
