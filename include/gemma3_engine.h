@@ -77,6 +77,9 @@ const char *g3_engine_model_name(const g3_engine *e); /* general.name, else the 
 uint32_t g3_engine_n_ctx(const g3_engine *e);         /* per slot */
 uint32_t g3_engine_n_slots(const g3_engine *e);
 bool g3_engine_has_vision(const g3_engine *e);
+/* Prompt positions one image takes (its soft tokens, without the text
+ * around it); 0 without a vision encoder. */
+uint32_t g3_engine_image_tokens(const g3_engine *e);
 
 /* ---- requests ----------------------------------------------------------- */
 
@@ -93,9 +96,14 @@ typedef enum g3_stop_reason {
 
 const char *g3_stop_reason_name(g3_stop_reason r); /* "end_of_turn", ... */
 
+/* Whose fault an error is: the request's (an image that does not decode, a
+ * prompt the context cannot hold: a 400 for a server) or the engine's. */
+typedef enum g3_error_kind { G3_ERROR_ENGINE = 0, G3_ERROR_REQUEST = 1 } g3_error_kind;
+
 typedef struct g3_gen_result {
     g3_stop_reason stop;
     g3_error err;               /* G3_STOP_ERROR: what went wrong */
+    g3_error_kind error_kind;
     const char *text;           /* the whole answer (valid until on_done returns) */
     size_t text_len;
     const int32_t *ids;         /* its token ids (NULL when a stop string cut the text) */
@@ -134,7 +142,7 @@ int g3_engine_submit(g3_engine *e, const g3_request *r, bool *queue_full, g3_err
  * cancels what is queued or running (each gets on_done with CANCELLED) and
  * returns. */
 void g3_engine_run(g3_engine *e);
-/* Thread-safe; async-signal-safe. */
+/* Thread-safe (not from a signal handler: it takes the engine's lock). */
 void g3_engine_shutdown(g3_engine *e);
 
 /* For a single-threaded front end: submits and runs the engine on the

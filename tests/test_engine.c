@@ -324,6 +324,7 @@ static void test_image_bytes_are_the_image(void **state) {
     r = greedy_request(&broken, 8);
     assert_int_equal(g3_engine_generate(e, &r, &rb, &err), -1);
     assert_true(strlen(err.msg) > 0);
+    assert_int_equal(rb.error_kind, G3_ERROR_REQUEST);
     r = greedy_request(&a, 8);
     assert_int_equal(g3_engine_generate(e, &r, &ra, &err), 0);
     assert_string_equal(ra.text, text_a);
@@ -358,6 +359,7 @@ static void test_long_conversation_drops_oldest_turns(void **state) {
     r = greedy_request(&c2, 8);
     assert_int_equal(g3_engine_generate(e, &r, &res, &err), -1);
     assert_non_null(strstr(err.msg, "the context holds 64"));
+    assert_int_equal(res.error_kind, G3_ERROR_REQUEST);
     g3_engine_free(e);
     g3_conversation_free(&c);
     g3_conversation_free(&c2);

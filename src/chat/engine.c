@@ -285,6 +285,7 @@ const char *g3_engine_model_name(const g3_engine *e) { return e->name; }
 uint32_t g3_engine_n_ctx(const g3_engine *e) { return e->n_ctx; }
 uint32_t g3_engine_n_slots(const g3_engine *e) { return e->n_slots; }
 bool g3_engine_has_vision(const g3_engine *e) { return e->vision != NULL; }
+uint32_t g3_engine_image_tokens(const g3_engine *e) { return e->vision ? g3_vision_n_tokens(e->vision) : 0; }
 
 /* ---- submitting --------------------------------------------------------- */
 
@@ -348,10 +349,16 @@ static job *job_new(const g3_request *r, g3_error *err) {
 int g3_engine_submit(g3_engine *e, const g3_request *r, bool *queue_full, g3_error *err) {
     if (queue_full) *queue_full = false;
     if (check_request(e, r, err)) return -1;
-    if (atomic_load(&e->shutdown)) return g3_fail(err, "the engine is shutting down");
     job *j = job_new(r, err);
     if (!j) return -1;
     pthread_mutex_lock(&e->mu);
+    /* under the lock: a request queued after the loop's last look at the
+     * queue would wait forever */
+    if (atomic_load(&e->shutdown)) {
+        pthread_mutex_unlock(&e->mu);
+        job_free(j);
+        return g3_fail(err, "the engine is shutting down");
+    }
     if (e->n_queued >= e->max_queue) {
         pthread_mutex_unlock(&e->mu);
         job_free(j);
@@ -423,8 +430,9 @@ static void finish(g3_engine *e, job *j, g3_stop_reason stop) {
     job_free(j);
 }
 
-static void fail_job(g3_engine *e, job *j, const g3_error *err) {
+static void fail_job(g3_engine *e, job *j, g3_error_kind kind, const g3_error *err) {
     j->res.err = *err;
+    j->res.error_kind = kind;
     finish(e, j, G3_STOP_ERROR);
 }
 
@@ -635,8 +643,12 @@ static void admit(g3_engine *e) {
             finish(e, j, G3_STOP_CANCELLED);
             continue;
         }
-        if (render_fitting(e, j, &err) || start_answer(e, j, &err)) {
-            fail_job(e, j, &err);
+        if (render_fitting(e, j, &err)) {
+            fail_job(e, j, G3_ERROR_REQUEST, &err);
+            continue;
+        }
+        if (start_answer(e, j, &err)) {
+            fail_job(e, j, G3_ERROR_ENGINE, &err);
             continue;
         }
         slot *s = pick_slot(e, j);
@@ -644,7 +656,7 @@ static void admit(g3_engine *e) {
         if (common == j->n_prompt) common--; /* the last token is evaluated again for its logits */
         common = image_start(j->prompt, common);
         if (encode_needed(e, j, common, &err)) { /* before the cache is touched */
-            fail_job(e, j, &err);
+            fail_job(e, j, G3_ERROR_REQUEST, &err);
             continue;
         }
         rollback(e, s, common);
@@ -710,7 +722,7 @@ static bool prefill_step(g3_engine *e) {
                 j->slot->n_kv_ids = 0;
                 g3_context_truncate_seq(e->ctx, j->slot->seq, 0, &ignored);
             }
-            fail_job(e, j, &err);
+            fail_job(e, j, G3_ERROR_ENGINE, &err);
         }
         return true;
     }
@@ -732,7 +744,8 @@ static void sample_next(g3_engine *e, job *j) {
     char piece[256];
     const int len = g3_detokenizer_push(&j->detok, tok, piece, sizeof piece);
     g3_error err = {0};
-    if (len > 0 && g3_text_stream_append(&j->out, piece, (size_t)len, &err)) return fail_job(e, j, &err);
+    if (len > 0 && g3_text_stream_append(&j->out, piece, (size_t)len, &err))
+        return fail_job(e, j, G3_ERROR_ENGINE, &err);
     g3_text_stream_update(&j->out, false);
     if (j->out.stopped_by_string) return finish(e, j, G3_STOP_STRING);
     if (j->out.stopped_by_callback) return finish(e, j, G3_STOP_CANCELLED);
@@ -758,7 +771,7 @@ static bool answer_step(g3_engine *e) {
     g3_error err = {0};
     /* n <= n_slots <= n_ubatch: g3_context_new made the batch that wide */
     if (g3_decode_batch(e->ctx, e->batch_seq, e->batch_tok, n, e->batch_logits, &err)) {
-        for (uint32_t k = 0; k < n; k++) fail_job(e, e->batch_job[k], &err);
+        for (uint32_t k = 0; k < n; k++) fail_job(e, e->batch_job[k], G3_ERROR_ENGINE, &err);
         return true;
     }
     pthread_mutex_lock(&e->mu);
@@ -807,10 +820,12 @@ void g3_engine_run(g3_engine *e) {
 }
 
 void g3_engine_shutdown(g3_engine *e) {
+    /* the flag is set under the lock the idle loop waits with, so the
+     * wake-up cannot fall between its check and its wait */
+    pthread_mutex_lock(&e->mu);
     atomic_store(&e->shutdown, true);
-    /* no lock (async-signal-safe): the loop re-checks the flag after every
-     * step, and an idle loop is woken by the broadcast */
     pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
 }
 
 /* ---- the single-threaded front end ------------------------------------ */

@@ -38,6 +38,8 @@ static srv_usage usage_of(const g3_gen_result *r) {
 static void failure_of(srv_server *s, const srv_job *j, srv_error *e) {
     if (j->out_of_memory)
         srv_fail(e, 500, "server_error", NULL, NULL, "out of memory while answering");
+    else if (j->result.stop == G3_STOP_ERROR && j->result.error_kind == G3_ERROR_REQUEST)
+        srv_fail(e, 400, "invalid_request_error", NULL, "messages", "%s", j->result.err.msg);
     else if (j->result.stop == G3_STOP_ERROR)
         srv_fail(e, 500, "server_error", NULL, NULL, "generation failed: %s", j->result.err.msg);
     else if (atomic_load(&s->stopping))
