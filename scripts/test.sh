@@ -13,12 +13,18 @@ if ! { bash scripts/get-model.sh && { [ ! -f tools/reference/setup.sh ] || bash 
   if [ "${CI:-}" = "true" ]; then echo "test.sh: CI needs the real model and the reference (see above)" >&2; exit 1; fi
   echo "test.sh: without the real model or the reference venv the real-weight tests are skipped" >&2
 fi
+# The official openai npm client, pinned by tests/node/package-lock.json,
+# for the serve tests (they skip without it, except under CI).
+if ! npm ci --prefix tests/node --no-audit --no-fund >/dev/null; then
+  if [ "${CI:-}" = "true" ]; then echo "test.sh: CI needs tests/node's npm packages" >&2; exit 1; fi
+  echo "test.sh: npm ci failed: the openai client tests of serve are skipped" >&2
+fi
 ctest --test-dir build --output-on-failure -j"$(nproc)"
 # Everything that parses untrusted input (model files, text, saved
 # conversations, images, video, vision projectors) runs again under the
 # sanitizers, with the SIMD kernels (masked loads and tails at buffer ends).
 asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer test_conversation test_media test_vision
-            test_kernels)
+            test_kernels test_weight_types test_base64 test_engine test_server_api)
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG3_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" --target gemma-chat "${asan_tests[@]}"
 ctest --test-dir build-asan --output-on-failure -R "^($(IFS='|'; echo "${asan_tests[*]}"))\$"
