@@ -102,6 +102,13 @@ typedef struct g3_context_params {
     g3_kv_type kv_type; /* 0 = f32 */
     bool skip_memory_check; /* allocate even above the memory available (--force) */
     uint32_t n_seq;     /* sequences, each with its own KV cache of n_ctx positions; 0 = 1 */
+    /* Exact activations: every matrix product takes its f32 input as it is
+     * (each quantized weight dequantized exactly, f32 FMA sums), as the
+     * scalar reference does, instead of rounding the input of quantized
+     * weights to 15-bit integers (about 1e-3 of logit error on the AVX2 and
+     * AVX-512 paths, up to ~1e-2 where logits are near 100). Slower prefill;
+     * no effect on the scalar path, which is always exact. */
+    bool exact_activations;
 } g3_context_params;
 
 /* Fails (before allocating) when the KV cache and scratch would not fit in

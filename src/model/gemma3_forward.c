@@ -202,6 +202,8 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
         g3_context_free(ctx);
         return -1;
     }
+    /* exact activations: no product asks for 8-bit input, so q8_for gives none */
+    ctx->mm.f32_acts = params && params->exact_activations;
     const uint64_t U = s.n_ubatch, E = c->n_embd, QD = (uint64_t)c->n_head * c->head_dim,
                    KVD = (uint64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
     const uint32_t wide = (uint32_t)(E > QD ? E : QD);

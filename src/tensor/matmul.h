@@ -5,7 +5,8 @@
  * of W (any supported weight type, memory-mapped, never copied whole).
  * - Quantized weights on a SIMD path take the input as 8-bit activations
  *   (g3_qa, quant_act.h), filled by g3_mm_norm_input/g3_mm_quantize_input;
- *   float weights (and every type on the scalar path) take the f32 rows.
+ *   float weights (and every type on the scalar path, and every type in
+ *   f32_acts mode: exact activations) take the f32 rows.
  * - T < G3_MM_GEMM_MIN_T (decode): each weight row is streamed once per
  *   input row by the matrix-vector kernels; each thread walks its share of
  *   a matrix as long streams and steals the rest of a slower thread's.
@@ -47,6 +48,7 @@ typedef struct g3_mm {
     uint8_t *buf;   /* one allocation: per-thread tile, packer scratch, staging */
     size_t per_thread;
     g3_mm_chunks *chunks; /* [4 matrices][nth threads]: decode work lists */
+    bool f32_acts;  /* every product takes f32 input (exact activations); set after g3_mm_init */
 } g3_mm;
 
 /* Per-thread buffers for products of up to max_T rows of at most max_K
@@ -57,9 +59,10 @@ void g3_mm_free(g3_mm *mm);
 /* What g3_mm_init allocates (for the memory planner). */
 uint64_t g3_mm_bytes(const g3_kernels *k, uint32_t n_threads, uint32_t max_T, uint32_t max_K);
 
-/* Whether products with w take 8-bit activations on this path. */
+/* Whether products with w take 8-bit activations on this path (never in
+ * f32_acts mode). */
 static inline bool g3_mm_wants_q8(const g3_mm *mm, const g3_matrix *w) {
-    return mm->k->quantized_acts && g3_qa_type_supported(w->type);
+    return !mm->f32_acts && mm->k->quantized_acts && g3_qa_type_supported(w->type);
 }
 
 /* The input of a product: T rows of K values, in f32 (x, row stride ldx)
