@@ -7,8 +7,9 @@
  *   (panel packing + tile kernel) for row counts that are not a multiple of
  *   the tile and for every remainder of the token loop: within float
  *   rounding of the reference integer dot products;
- * - float weights (F32/F16/BF16): matrix-vector and tile kernels against the
- *   exact per-type dot products;
+ * - float weights (F32/F16/BF16), and every quantized type with f32
+ *   activations (exact-activation mode): matrix-vector and tile kernels
+ *   against the exact per-type dot products;
  * - vector ops (RMSNorm, GELU*up, softmax, dot, axpy, add) and attention
  *   over a ring of keys/values that wraps;
  * - the thread pool (every member runs, repeatedly, also after sleeping)
@@ -266,15 +267,20 @@ static void test_qgemm_tiles(void **state) {
 
 /* ---- float weights ---- */
 
+/* Float weights, and quantized weights with f32 activations (the exact-
+ * activation mode: each weight dequantized exactly, f32 sums), against the
+ * scalar table's exact per-type dot products; for a quantized type only the
+ * sizes its block divides. */
 static void test_float_kernels(void **state) {
     const g3_kernels *paths[2];
     size_t np = simd_paths(paths);
-    const uint32_t sizes[] = {1, 7, 33, 100, 257};
+    const uint32_t sizes[] = {1, 7, 33, 64, 100, 256, 257, 640, 1152, 2048, 2560};
     const uint32_t T = 8, R = 21;
-    for (size_t ti = 0; ti < N_FTYPES; ti++) {
-        const uint32_t type = k_ftypes[ti];
+    for (size_t ti = 0; ti < N_FTYPES + N_QTYPES; ti++) {
+        const uint32_t type = ti < N_FTYPES ? k_ftypes[ti] : k_qtypes[ti - N_FTYPES];
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
             const uint32_t K = sizes[si];
+            if (K % g3_type_info_get(type)->block_size) continue;
             size_t rb;
             uint8_t *w = make_qrows(type, R, K, &rb);
             float *x = malloc(sizeof(float) * K * T), *want = malloc(sizeof(float) * R * T);

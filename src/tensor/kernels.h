@@ -75,7 +75,9 @@ typedef struct g3_kernels {
     void (*qgemm_tile)(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
                        uint32_t t1, float *out, size_t ldo, uint32_t n_rows);
 
-    /* ---- float weights (and every type on the scalar path), f32 activations ---- */
+    /* ---- f32 activations: float weights; quantized weights on the scalar
+     * path and in exact-activation mode (g3_mm.f32_acts), dequantized
+     * exactly (kernels_simd_common.h on the SIMD paths) ---- */
     g3_fgemv_fn fgemv[G3_TYPE_COUNT];
     g3_fdot_rows_fn fdot_rows[G3_TYPE_COUNT];
     size_t (*ftile_bytes)(uint32_t K);

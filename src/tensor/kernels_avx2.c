@@ -488,6 +488,10 @@ static size_t ftile_bytes(uint32_t K) { return sizeof(float) * G3_TILE_ROWS * (s
 
 static void fpack_tile(uint32_t type, const uint8_t *rows, size_t row_bytes, uint32_t n_rows, uint32_t K,
                        float *tile) {
+    if (fq_is_quant(type)) {
+        fq_pack_tile(type, rows, row_bytes, n_rows, K, tile, PR);
+        return;
+    }
     float buf[8];
     for (uint32_t p = 0; p < NP; p++) {
         float *panel = tile + (size_t)p * PR * K;

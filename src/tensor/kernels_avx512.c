@@ -596,6 +596,10 @@ static size_t ftile_bytes(uint32_t K) { return 2 * sizeof(float) * PR * (size_t)
 
 static void fpack_tile(uint32_t type, const uint8_t *rows, size_t row_bytes, uint32_t n_rows, uint32_t K,
                        float *tile) {
+    if (fq_is_quant(type)) {
+        fq_pack_tile(type, rows, row_bytes, n_rows, K, tile, PR);
+        return;
+    }
     /* 16 rows x 16 columns at a time through a small row-major buffer,
      * transposed by gathers */
     float buf[PR * 16];

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "tensor/kernels.h"
+#include "tensor/quant_legacy.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -189,6 +190,259 @@ G3_ATTN_ENTRY_POINTS(bf16, G3_TYPE_BF16, attn_scores_any, attn_values_any)
 G3_ATTN_ENTRY_POINTS(q8_0, G3_TYPE_Q8_0, attn_scores_any, attn_values_any)
 
 /* ------------------------------------------------------------------ */
+/* quantized weights x f32 activations (exact activations)             */
+
+/* With g3_context_params.exact_activations every product takes its f32
+ * input, so quantized weights are dequantized here exactly as their
+ * to_float (type_ops.h) does it: the code times the f16 scale in one f32
+ * product (Q4_1/Q5_1: q d + m; K-quants: (d sc) q - (dmin m), each in two
+ * roundings, as the reference) and multiplied with x by f32 FMA. One unit
+ * (a 32-block, or a 256-value super-block) at a time goes into a small
+ * buffer on the stack, which the decode dot product (fq_dot_rows) and the
+ * batched tile packer (fq_pack_tile, then the path's own fgemm_tile) read.
+ * 256-bit code on both paths: the decode side is bound by memory, the
+ * batched side by fgemm_tile. */
+
+#define FQ_PREFETCH 2048 /* bytes ahead of a weight stream */
+
+ALWAYS_INLINE bool fq_is_quant(uint32_t type) {
+    switch (type) {
+    case G3_TYPE_Q8_0: case G3_TYPE_Q4_0: case G3_TYPE_Q5_0: case G3_TYPE_Q4_1: case G3_TYPE_Q5_1:
+    case G3_TYPE_IQ4_NL: case G3_TYPE_Q4_K: case G3_TYPE_Q5_K: case G3_TYPE_Q6_K: return true;
+    default: return false;
+    }
+}
+
+/* Values of one unit, and its bytes. */
+ALWAYS_INLINE uint32_t fq_unit(uint32_t type) {
+    return type == G3_TYPE_Q4_K || type == G3_TYPE_Q5_K || type == G3_TYPE_Q6_K ? 256 : 32;
+}
+
+ALWAYS_INLINE size_t fq_unit_bytes(uint32_t type) {
+    switch (type) {
+    case G3_TYPE_Q8_0: return 34;
+    case G3_TYPE_Q4_0: return 18;
+    case G3_TYPE_Q5_0: return 22;
+    case G3_TYPE_Q4_1: return 20;
+    case G3_TYPE_Q5_1: return 24;
+    case G3_TYPE_IQ4_NL: return 18;
+    case G3_TYPE_Q4_K: return 144;
+    case G3_TYPE_Q5_K: return 176;
+    default: return 210; /* Q6_K */
+    }
+}
+
+/* 32 nibbles of 16 bytes: low nibbles (elements 0-15), then high */
+ALWAYS_INLINE __m256i fq_nibbles32(const uint8_t *qs) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
+                            _mm256_set1_epi8(0x0f));
+}
+
+/* 16 in byte j where bit j of the word is set */
+ALWAYS_INLINE __m256i fq_bits16(uint32_t bits) {
+    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL, 0x0202020202020202LL,
+                                            0x0303030303030303LL);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(16));
+}
+
+/* dst[0..32) = the 32 signed bytes of v times d (exact int -> f32, one product) */
+ALWAYS_INLINE void fq_store_s8(__m256i v, __m256 d, float *dst) {
+    const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    _mm256_storeu_ps(dst, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d));
+    _mm256_storeu_ps(dst + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d));
+    _mm256_storeu_ps(dst + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d));
+    _mm256_storeu_ps(dst + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d));
+}
+
+/* dst[0..32) = s * u - m for the 32 unsigned bytes of u (product, then difference: two roundings) */
+ALWAYS_INLINE void fq_store_u8_affine(__m256i u, __m256 s, __m256 m, bool add, float *dst) {
+    const __m128i lo = _mm256_castsi256_si128(u), hi = _mm256_extracti128_si256(u, 1);
+    const __m128i part[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    for (int i = 0; i < 4; i++) {
+        const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(part[i])), s);
+        _mm256_storeu_ps(dst + 8 * i, add ? _mm256_add_ps(p, m) : _mm256_sub_ps(p, m));
+    }
+}
+
+/* One unit of type (a constant in the hot callers) at p into dst. */
+ALWAYS_INLINE void fq_dequant(uint32_t type, const uint8_t *p, float *dst) {
+    switch (type) {
+    case G3_TYPE_Q8_0:
+        fq_store_s8(_mm256_loadu_si256((const __m256i *)(p + 2)), _mm256_set1_ps(f16_at(p)), dst);
+        return;
+    case G3_TYPE_Q4_0:
+        fq_store_s8(_mm256_sub_epi8(fq_nibbles32(p + 2), _mm256_set1_epi8(8)), _mm256_set1_ps(f16_at(p)), dst);
+        return;
+    case G3_TYPE_Q5_0: {
+        const __m256i q = _mm256_or_si256(fq_nibbles32(p + 6), fq_bits16((uint32_t)load_i32(p + 2)));
+        fq_store_s8(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), _mm256_set1_ps(f16_at(p)), dst);
+        return;
+    }
+    case G3_TYPE_IQ4_NL: {
+        const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)g3_iq4_nl_values));
+        fq_store_s8(_mm256_shuffle_epi8(kv, fq_nibbles32(p + 2)), _mm256_set1_ps(f16_at(p)), dst);
+        return;
+    }
+    case G3_TYPE_Q4_1:
+        fq_store_u8_affine(fq_nibbles32(p + 4), _mm256_set1_ps(f16_at(p)), _mm256_set1_ps(f16_at(p + 2)), true, dst);
+        return;
+    case G3_TYPE_Q5_1: {
+        const __m256i q = _mm256_or_si256(fq_nibbles32(p + 8), fq_bits16((uint32_t)load_i32(p + 4)));
+        fq_store_u8_affine(q, _mm256_set1_ps(f16_at(p)), _mm256_set1_ps(f16_at(p + 2)), true, dst);
+        return;
+    }
+    case G3_TYPE_Q4_K:
+    case G3_TYPE_Q5_K: {
+        const bool q5 = type == G3_TYPE_Q5_K;
+        const uint8_t *qs = p + (q5 ? 48 : 16);
+        uint8_t sm[16];
+        k4_unpack_scales(p + 4, sm);
+        const float d = f16_at(p), dmin = f16_at(p + 2);
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (q5) {
+                const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * c))), b1 = _mm256_set1_epi8((char)(2 << (2 * c)));
+                const __m256i s16 = _mm256_set1_epi8(16);
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), s16));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), s16));
+            }
+            const int s0 = 2 * c, s1 = 2 * c + 1;
+            fq_store_u8_affine(lo, _mm256_set1_ps(d * (float)sm[s0]), _mm256_set1_ps(dmin * (float)sm[8 + s0]), false,
+                               dst + 64 * c);
+            fq_store_u8_affine(hi, _mm256_set1_ps(d * (float)sm[s1]), _mm256_set1_ps(dmin * (float)sm[8 + s1]), false,
+                               dst + 64 * c + 32);
+        }
+        return;
+    }
+    default: { /* Q6_K: ql[128] qh[64] sc[16] d */
+        const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03), o32 = _mm256_set1_epi8(32);
+        const float d = f16_at(p + 208);
+        const int8_t *sc = (const int8_t *)(p + 192);
+        for (int h = 0; h < 2; h++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            for (int z = 0; z < 4; z++) {
+                /* elements 128h + 32z: sub-blocks s (first 16) and s + 1 */
+                const int s = 8 * h + 2 * z;
+                const __m256i v = _mm256_sub_epi8(q[z], o32);
+                const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+                const __m256 d0 = _mm256_set1_ps(d * (float)sc[s]), d1 = _mm256_set1_ps(d * (float)sc[s + 1]);
+                float *o = dst + 128 * h + 32 * z;
+                _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d0));
+                _mm256_storeu_ps(o + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d0));
+                _mm256_storeu_ps(o + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d1));
+                _mm256_storeu_ps(o + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d1));
+            }
+        }
+        return;
+    }
+    }
+}
+
+/* out[r] = rows[r] . x for n <= G3_DOT_ROWS rows, a unit of each in turn
+ * (one memory stream per row, as the integer decode kernels walk them). */
+ALWAYS_INLINE void fq_dot_rows(uint32_t type, const uint8_t *const *rows, uint32_t n, uint32_t K, const float *x,
+                               float *out) {
+    const uint32_t U = fq_unit(type);
+    const size_t ub = fq_unit_bytes(type);
+    _Alignas(32) float buf[256];
+    __m256 a0[G3_DOT_ROWS], a1[G3_DOT_ROWS];
+    for (uint32_t r = 0; r < n; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+    for (uint32_t u = 0; u < K / U; u++) {
+        const float *xu = x + (size_t)u * U;
+        for (uint32_t r = 0; r < n; r++) {
+            const uint8_t *p = rows[r] + (size_t)u * ub;
+            for (size_t l = 0; l < ub; l += 64) _mm_prefetch((const char *)p + FQ_PREFETCH + l, _MM_HINT_T0);
+            fq_dequant(type, p, buf);
+            for (uint32_t j = 0; j < U; j += 16) {
+                a0[r] = _mm256_fmadd_ps(_mm256_load_ps(buf + j), _mm256_loadu_ps(xu + j), a0[r]);
+                a1[r] = _mm256_fmadd_ps(_mm256_load_ps(buf + j + 8), _mm256_loadu_ps(xu + j + 8), a1[r]);
+            }
+        }
+    }
+    for (uint32_t r = 0; r < n; r++) {
+        const __m256 v = _mm256_add_ps(a0[r], a1[r]);
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        out[r] = _mm_cvtss_f32(s);
+    }
+}
+
+/* A float tile (G3_TILE_ROWS / PR panels of [K][PR] f32, the layout of the
+ * path's fgemm_tile) from rows [0, n_rows) of a quantized type; the other
+ * rows are zero. Units of PR rows are dequantized, then transposed. */
+static void fq_pack_tile(uint32_t type, const uint8_t *rows, size_t row_bytes, uint32_t n_rows, uint32_t K,
+                         float *tile, uint32_t PR) {
+    const uint32_t U = fq_unit(type);
+    const size_t ub = fq_unit_bytes(type);
+    _Alignas(32) float buf[256];
+    for (uint32_t src = 0; src < G3_TILE_ROWS; src++) {
+        float *panel = tile + (size_t)(src / PR) * PR * K + src % PR;
+        if (src >= n_rows) {
+            for (uint32_t k = 0; k < K; k++) panel[(size_t)k * PR] = 0.0f;
+            continue;
+        }
+        for (uint32_t u = 0; u < K / U; u++) {
+            const uint8_t *p = rows + src * row_bytes + (size_t)u * ub;
+            switch (type) { /* a constant type in each call: the decoder inlines */
+            case G3_TYPE_Q8_0: fq_dequant(G3_TYPE_Q8_0, p, buf); break;
+            case G3_TYPE_Q4_0: fq_dequant(G3_TYPE_Q4_0, p, buf); break;
+            case G3_TYPE_Q5_0: fq_dequant(G3_TYPE_Q5_0, p, buf); break;
+            case G3_TYPE_Q4_1: fq_dequant(G3_TYPE_Q4_1, p, buf); break;
+            case G3_TYPE_Q5_1: fq_dequant(G3_TYPE_Q5_1, p, buf); break;
+            case G3_TYPE_IQ4_NL: fq_dequant(G3_TYPE_IQ4_NL, p, buf); break;
+            case G3_TYPE_Q4_K: fq_dequant(G3_TYPE_Q4_K, p, buf); break;
+            case G3_TYPE_Q5_K: fq_dequant(G3_TYPE_Q5_K, p, buf); break;
+            default: fq_dequant(G3_TYPE_Q6_K, p, buf); break;
+            }
+            float *o = panel + (size_t)u * U * PR;
+            for (uint32_t j = 0; j < U; j++) o[(size_t)j * PR] = buf[j];
+        }
+    }
+}
+
+/* The table's decode entries of a quantized type T. */
+#define FQ_KERNELS(name, T)                                                                              \
+    static void fdot_rows_##name(const uint8_t *const *rows, uint32_t n, uint32_t K, const float *x,     \
+                                 float *out) {                                                           \
+        fq_dot_rows(T, rows, n, K, x, out);                                                              \
+    }                                                                                                    \
+    static void fgemv_##name(const uint8_t *w, size_t rb, uint32_t n, uint32_t K, const float *x,        \
+                             float *out) {                                                               \
+        for (uint32_t r = 0; r < n; r += G3_DOT_ROWS) {                                                  \
+            const uint8_t *rows[G3_DOT_ROWS];                                                            \
+            const uint32_t m = n - r < G3_DOT_ROWS ? n - r : G3_DOT_ROWS;                                \
+            for (uint32_t i = 0; i < m; i++) rows[i] = w + (r + i) * rb;                                 \
+            fq_dot_rows(T, rows, m, K, x, out + r);                                                      \
+        }                                                                                                \
+    }
+FQ_KERNELS(q8_0, G3_TYPE_Q8_0)
+FQ_KERNELS(q4_0, G3_TYPE_Q4_0)
+FQ_KERNELS(q5_0, G3_TYPE_Q5_0)
+FQ_KERNELS(q4_1, G3_TYPE_Q4_1)
+FQ_KERNELS(q5_1, G3_TYPE_Q5_1)
+FQ_KERNELS(iq4_nl, G3_TYPE_IQ4_NL)
+FQ_KERNELS(q4_k, G3_TYPE_Q4_K)
+FQ_KERNELS(q5_k, G3_TYPE_Q5_K)
+FQ_KERNELS(q6_k, G3_TYPE_Q6_K)
+
+/* ------------------------------------------------------------------ */
 /* the table                                                           */
 
 /* Every slot but .path. Both paths fill the same slots with functions of
@@ -206,8 +460,16 @@ G3_ATTN_ENTRY_POINTS(q8_0, G3_TYPE_Q8_0, attn_scores_any, attn_values_any)
                   [G3_TYPE_Q5_K] = qdot_rows_q5_k, [G3_TYPE_Q6_K] = qdot_rows_q6_k},                             \
     .qtile_bytes = qtile_bytes, .qtile_tmp_bytes = qtile_tmp_bytes, .qpack_tile = qpack_tile,                      \
     .qgemm_tile = qgemm_tile,                                                                                      \
-    .fgemv = {[G3_TYPE_F32] = fgemv_f32, [G3_TYPE_F16] = fgemv_f16, [G3_TYPE_BF16] = fgemv_bf16},                \
-    .fdot_rows = {[G3_TYPE_F32] = fdot_rows_f32, [G3_TYPE_F16] = fdot_rows_f16, [G3_TYPE_BF16] = fdot_rows_bf16}, \
+    .fgemv = {[G3_TYPE_F32] = fgemv_f32, [G3_TYPE_F16] = fgemv_f16, [G3_TYPE_BF16] = fgemv_bf16,                 \
+              [G3_TYPE_Q8_0] = fgemv_q8_0, [G3_TYPE_Q4_0] = fgemv_q4_0, [G3_TYPE_Q5_0] = fgemv_q5_0,             \
+              [G3_TYPE_Q4_1] = fgemv_q4_1, [G3_TYPE_Q5_1] = fgemv_q5_1, [G3_TYPE_IQ4_NL] = fgemv_iq4_nl,         \
+              [G3_TYPE_Q4_K] = fgemv_q4_k, [G3_TYPE_Q5_K] = fgemv_q5_k, [G3_TYPE_Q6_K] = fgemv_q6_k},            \
+    .fdot_rows = {[G3_TYPE_F32] = fdot_rows_f32, [G3_TYPE_F16] = fdot_rows_f16, [G3_TYPE_BF16] = fdot_rows_bf16,  \
+                  [G3_TYPE_Q8_0] = fdot_rows_q8_0, [G3_TYPE_Q4_0] = fdot_rows_q4_0,                              \
+                  [G3_TYPE_Q5_0] = fdot_rows_q5_0, [G3_TYPE_Q4_1] = fdot_rows_q4_1,                              \
+                  [G3_TYPE_Q5_1] = fdot_rows_q5_1, [G3_TYPE_IQ4_NL] = fdot_rows_iq4_nl,                          \
+                  [G3_TYPE_Q4_K] = fdot_rows_q4_k, [G3_TYPE_Q5_K] = fdot_rows_q5_k,                              \
+                  [G3_TYPE_Q6_K] = fdot_rows_q6_k},                                                              \
     .ftile_bytes = ftile_bytes, .fpack_tile = fpack_tile, .fgemm_tile = fgemm_tile, .rmsnorm = rmsnorm,            \
     .gelu_mul = gelu_mul, .softmax = softmax, .dot = dot, .axpy = axpy, .add = add,                                \
     .attn_scores = {[G3_TYPE_F32] = attn_scores_f32, [G3_TYPE_F16] = attn_scores_f16,                            \
