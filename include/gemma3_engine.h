@@ -71,6 +71,16 @@ typedef struct g3_engine_open_info {
 int g3_engine_open(const g3_engine_params *p, g3_engine **out, g3_engine_open_info *info, g3_error *err);
 void g3_engine_free(g3_engine *e);
 
+/* An engine over a model the caller loaded (and planned for) and keeps: the
+ * terminal's way, which loads the model itself. The model, and a vision
+ * encoder given by g3_engine_set_vision, must outlive the engine. */
+int g3_engine_new(g3_model *model, const g3_context_params *cp, uint32_t n_slots, uint32_t max_queue,
+                  g3_engine **out, g3_error *err);
+/* Checks that the encoder fits the model; NULL removes it. */
+int g3_engine_set_vision(g3_engine *e, struct g3_vision *vision, g3_image_wrap wrap, g3_error *err);
+/* The distribution after the last token slot's cache holds (n_vocab). */
+const float *g3_engine_slot_logits(const g3_engine *e, uint32_t slot);
+
 const g3_model *g3_engine_model(const g3_engine *e);
 const g3_tokenizer *g3_engine_tokenizer(const g3_engine *e);
 const char *g3_engine_model_name(const g3_engine *e); /* general.name, else the file's base name */

@@ -52,6 +52,9 @@ int app_check_model_path(const char *cmd, const char *path);
 /* Returns the value after a flag, or NULL (with a message) when it is missing. */
 const char *app_flag_value(const char *cmd, int argc, char **argv, int *i);
 void app_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What the user can do about a library error, in this CLI's flags ("" when
+ * nothing): the library's messages name no flag. */
+const char *app_hint(const char *library_message);
 
 /* Writes answer text to stdout and flushes it; with `terminal`, control
  * bytes are escaped (g3_escape_for_terminal) so a model cannot drive the

@@ -121,3 +121,9 @@ char *app_read_text_file(const char *cmd, const char *path) {
     }
     return data;
 }
+
+const char *app_hint(const char *msg) {
+    if (strstr(msg, "the context holds")) return "; shorten it or raise -c";
+    if (strstr(msg, "no vision encoder")) return ": start with --mmproj FILE";
+    return "";
+}

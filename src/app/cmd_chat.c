@@ -270,7 +270,11 @@ static void send_message(chat_state *c, const char *text) {
         fflush(stdout); /* before anything on stderr, and for a program reading the pipe */
     }
     if (rc) {
-        if (err.msg[0]) say(c, "error: %s", err.msg); /* (app_media_parts has said why) */
+        if (err.msg[0]) { /* (app_media_parts has said why) */
+            char line[sizeof err.msg + 64];
+            snprintf(line, sizeof line, "%s%s", err.msg, app_hint(err.msg));
+            say(c, "error: %s", line);
+        }
         if (has_pending(c)) say(c, "%s", "(the attachments of that message were dropped)");
     } else {
         report_answer(c, &st);

@@ -119,7 +119,7 @@ int cmd_run(int argc, char **argv) {
                (raw ? g3_session_complete_raw(s, prompt, &o.gen, print_text, &terminal, NULL, &st, &err)
                     : g3_session_send_parts(s, parts, n_parts, &o.gen, print_text, &terminal, NULL, &st, &err))) {
         fflush(stdout);
-        app_error(cmd, "%s", err.msg);
+        app_error(cmd, "%s%s", err.msg, app_hint(err.msg));
     } else {
         printf("\n");
         fflush(stdout); /* before the stats on stderr */

@@ -82,6 +82,7 @@ struct job {
 struct g3_engine {
     g3_model *model;
     g3_vision *vision;
+    bool owns_model;   /* opened here (g3_engine_open), else the caller's */
     g3_tokenizer *tok;
     g3_context *ctx;
     g3_image_wrap wrap;
@@ -198,6 +199,48 @@ static int alloc_slots(g3_engine *e, g3_error *err) {
     return 0;
 }
 
+int g3_engine_new(g3_model *model, const g3_context_params *cp, uint32_t n_slots, uint32_t max_queue,
+                  g3_engine **out, g3_error *err) {
+    *out = NULL;
+    g3_engine *e = calloc(1, sizeof *e);
+    if (!e) return g3_fail(err, "out of memory");
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    atomic_init(&e->shutdown, false);
+    e->model = model;
+    e->limits = g3_media_limits_default();
+    e->max_queue = max_queue ? max_queue : DEFAULT_MAX_QUEUE;
+    e->next_image_id = -1;
+    g3_context_params p = cp ? *cp : (g3_context_params){0};
+    p.n_seq = n_slots ? n_slots : 1;
+    e->n_slots = p.n_seq;
+    if (g3_tokenizer_from_model(model, &e->tok, err) || g3_context_new(model, &p, &e->ctx, err)) goto fail;
+    e->n_ctx = g3_context_n_ctx(e->ctx);
+    e->n_ubatch = g3_context_n_ubatch(e->ctx);
+    e->n_vocab = g3_model_config(model)->n_vocab;
+    e->eot = g3_tokenizer_find(e->tok, "<end_of_turn>");
+    e->eos = g3_tokenizer_eos(e->tok);
+    if (alloc_slots(e, err)) goto fail;
+    snprintf(e->name, sizeof e->name, "gemma3");
+    *out = e;
+    return 0;
+fail:
+    g3_engine_free(e);
+    return -1;
+}
+
+int g3_engine_set_vision(g3_engine *e, g3_vision *vision, g3_image_wrap wrap, g3_error *err) {
+    if (vision && g3_vision_check_model(vision, e->model, err)) return -1;
+    if (e->owns_model) g3_vision_free(e->vision);
+    e->vision = vision;
+    e->wrap = wrap;
+    return 0;
+}
+
+const float *g3_engine_slot_logits(const g3_engine *e, uint32_t i) {
+    return i < e->n_slots ? e->slots[i].logits : NULL;
+}
+
 int g3_engine_open(const g3_engine_params *p, g3_engine **out, g3_engine_open_info *info, g3_error *err) {
     *out = NULL;
     g3_engine_open_info local;
@@ -206,36 +249,30 @@ int g3_engine_open(const g3_engine_params *p, g3_engine **out, g3_engine_open_in
     g3_context_params cp = p->cp;
     cp.n_seq = p->n_slots ? p->n_slots : 1;
     if (plan_and_check(p, &cp, info, err)) return -1;
-
-    g3_engine *e = calloc(1, sizeof *e);
-    if (!e) return g3_fail(err, "out of memory");
-    pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->cv, NULL);
-    atomic_init(&e->shutdown, false);
-    e->wrap = p->wrap;
-    e->limits = g3_media_limits_default();
-    e->n_slots = cp.n_seq;
-    e->max_queue = p->max_queue ? p->max_queue : DEFAULT_MAX_QUEUE;
-    e->next_image_id = -1;
-    set_name(e, p->model_path);
-    if (g3_model_load(p->model_path, &e->model, err) || g3_tokenizer_from_model(e->model, &e->tok, err)) goto fail;
+    g3_model *model = NULL;
+    g3_vision *vision = NULL;
+    g3_engine *e = NULL;
+    if (g3_model_load(p->model_path, &model, err)) goto fail;
     if (p->mmproj_path) {
         g3_vision_params vp = {.n_threads = cp.n_threads};
-        if (g3_vision_load(p->mmproj_path, &vp, &e->vision, err) || g3_vision_check_model(e->vision, e->model, err))
-            goto fail;
+        if (g3_vision_load(p->mmproj_path, &vp, &vision, err)) goto fail;
     }
-    if (g3_context_new(e->model, &cp, &e->ctx, err)) goto fail;
-    e->n_ctx = g3_context_n_ctx(e->ctx);
-    e->n_ubatch = g3_context_n_ubatch(e->ctx);
-    e->n_vocab = g3_model_config(e->model)->n_vocab;
-    e->eot = g3_tokenizer_find(e->tok, "<end_of_turn>");
-    e->eos = g3_tokenizer_eos(e->tok);
-    if (alloc_slots(e, err)) goto fail;
+    if (g3_engine_new(model, &cp, cp.n_seq, p->max_queue, &e, err)) goto fail;
+    e->owns_model = true; /* from here on, g3_engine_free frees them */
+    if (g3_engine_set_vision(e, vision, p->wrap, err)) {
+        g3_vision_free(vision);
+        vision = NULL;
+        model = NULL;
+        goto fail;
+    }
+    set_name(e, p->model_path);
     *out = e;
     return 0;
 fail:
     if (info->failure == G3_OPEN_OK) info->failure = G3_OPEN_BAD_FILE;
-    g3_engine_free(e);
+    if (e) g3_engine_free(e); /* frees the model once it owns it */
+    else g3_model_free(model);
+    g3_vision_free(vision);
     return -1;
 }
 
@@ -271,9 +308,11 @@ void g3_engine_free(g3_engine *e) {
     free(e->last_text);
     free(e->last_ids);
     g3_context_free(e->ctx);
-    g3_vision_free(e->vision);
     g3_tokenizer_free(e->tok);
-    g3_model_free(e->model);
+    if (e->owns_model) {
+        g3_vision_free(e->vision);
+        g3_model_free(e->model);
+    }
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
