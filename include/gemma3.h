@@ -19,14 +19,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "gemma3_error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define G3_ERROR_MSG_MAX 512
-typedef struct g3_error {
-    char msg[G3_ERROR_MSG_MAX];
-} g3_error;
 
 #define G3_MAX_LAYERS 256
 

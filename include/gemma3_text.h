@@ -80,6 +80,24 @@ int g3_detokenizer_push(g3_detokenizer *d, int32_t id, char *out, size_t cap);
 /* End of stream: an incomplete character comes out as U+FFFD. */
 int g3_detokenizer_flush(g3_detokenizer *d, char *out, size_t cap);
 
+/* ---- sampling ----------------------------------------------------------- */
+
+typedef struct g3_sampler_params {
+    float temperature;    /* <= 0: greedy (ties go to the lowest id) */
+    uint32_t top_k;       /* 0 = off */
+    float top_p;          /* 1 = off */
+    float min_p;          /* 0 = off */
+    float repeat_penalty; /* 1 = off; HF/llama.cpp rule: logit > 0 ? l / p : l * p */
+    uint32_t repeat_last_n; /* window of recent tokens the penalty looks at */
+    uint64_t seed;
+} g3_sampler_params;
+
+/* The original demo's defaults: temperature 0.7, top-p 0.9, top-k 50,
+ * repetition penalty 1.1 (window 64), min-p off, seed from the clock. */
+g3_sampler_params g3_sampler_defaults(void);
+/* Checks the ranges; the message names the bad parameter. */
+int g3_sampler_params_check(const g3_sampler_params *p, g3_error *err);
+
 #ifdef __cplusplus
 }
 #endif

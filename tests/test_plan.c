@@ -31,7 +31,7 @@
 #include "model/gguf.h"
 #include "model/memory_plan.h"
 #include "model/siglip.h"
-#include "model/test_model.h"
+#include "model/gemma3_shapes.h"
 #include "tensor/type_info.h"
 #include "test_util.h"
 
@@ -77,7 +77,7 @@ static void test_kv_27b_hand_arithmetic(void **state) {
     assert_int_equal(h.kv_window_bytes, p.kv_window_bytes);
     g3_config cfg27;
     g3_error e27;
-    assert_int_equal(g3_test_model_shape_config("27b", &cfg27, &e27), 0);
+    assert_int_equal(g3_shape_config("27b", &cfg27, &e27), 0);
     /* (27b has the vision encoder: its one-image scratch is counted beside the context's) */
     assert_int_equal(p.scratch_bytes, g3_forward_scratch_bytes(&cfg27, 32768, 512, 0) + p.vision_scratch_bytes);
     const uint64_t acts = 4ull * 512 * (2 * 5376 + 2 * 4096 + 2 * 2048 + 21504);
@@ -140,7 +140,7 @@ static void test_kv_allocator_is_the_plan(void **state) {
         for (size_t ti = 0; ti < 4; ti++) {
             g3_config c;
             g3_error err;
-            assert_int_equal(g3_test_model_shape_config(shapes[s], &c, &err), 0);
+            assert_int_equal(g3_shape_config(shapes[s], &c, &err), 0);
             g3_kv_cache kv;
             const uint32_t n_ctx = 8192, slack = 300;
             assert_int_equal(g3_kv_cache_init(&kv, &c, n_ctx, slack, types[ti], &err), 0);
@@ -186,7 +186,7 @@ static void test_kv_type_must_fit_heads(void **state) {
     (void)state;
     g3_config c;
     g3_error err;
-    assert_int_equal(g3_test_model_shape_config("tiny", &c, &err), 0);
+    assert_int_equal(g3_shape_config("tiny", &c, &err), 0);
     c.head_dim = 48;
     c.n_head_kv = 2; /* 96 values per row: whole blocks, but not per head */
     g3_kv_cache kv;

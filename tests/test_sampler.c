@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "gemma3_chat.h"
 #include "text/sampler.h"
 
 static g3_sampler_params plain(float temp) {

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gemma3.h"
+#include "gemma3_error.h"
 
 /* Bytes the decoding of n characters can need at most. */
 size_t g3_base64_decoded_max(size_t n);

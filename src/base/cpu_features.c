@@ -1,4 +1,5 @@
 #include "base/cpu_features.h"
+#include "gemma3.h" /* g3_system_info_get: the public API implemented here */
 
 #include <errno.h>
 #include <pthread.h>

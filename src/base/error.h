@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "gemma3.h" /* the g3_error struct is part of the public API */
+#include "gemma3_error.h" /* the g3_error struct is part of the public API */
 
 #if defined(__GNUC__)
 #define G3_PRINTF(a, b) __attribute__((format(printf, a, b)))

@@ -1,5 +1,7 @@
 #include "base/read_file.h"
 
+#include <stdbool.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,7 +25,7 @@
 #include "model/gguf.h"
 #include "model/quantize.h"
 #include "model/siglip.h"
-#include "model/test_model.h"
+#include "model/gemma3_shapes.h"
 #include "tensor/type_info.h"
 
 _Static_assert(G3_PLAN_N_TYPES == G3_TYPE_COUNT, "g3_plan.type_bytes must cover every type id");
@@ -296,7 +296,7 @@ int g3_plan_builtin(const char *model, g3_ftype format, const g3_plan_params *pa
                     g3_error *err) {
     memset(out, 0, sizeof *out);
     g3_config c;
-    if (g3_test_model_shape_config(model, &c, err)) return -1;
+    if (g3_shape_config(model, &c, err)) return -1;
     const char *fname = g3_ftype_name(format);
     if (!fname || g3_ftype_default_type(format) == G3_TYPE_COUNT)
         return g3_fail(err, "unknown weight format %d", (int)format);

@@ -17,25 +17,10 @@
 #include "gemma3.h"
 #include "model/gguf.h"
 #include "model/gguf_writer.h"
-#include "model/test_model.h"
+#include "model/gemma3_shapes.h"
 #include "model/test_model_vocab.h"
 #include "tensor/type_info.h"
 #include "tensor/type_ops.h"
-
-typedef struct shape {
-    const char *name;
-    uint32_t n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, window, n_ctx, n_vocab;
-    float rope_scale;
-} shape;
-
-/* The real Gemma 3 configurations; "tiny" is the golden files' 1B-like shape. */
-static const shape k_shapes[] = {
-    {"tiny", 7, 256, 256, 4, 1, 32, 16, 512, 0, 1.0f},
-    {"1b", 26, 1152, 6912, 4, 1, 256, 512, 32768, 262144, 1.0f},
-    {"4b", 34, 2560, 10240, 8, 4, 256, 1024, 131072, 262144, 8.0f},
-    {"12b", 48, 3840, 15360, 16, 8, 256, 1024, 131072, 262144, 8.0f},
-    {"27b", 62, 5376, 21504, 32, 16, 128, 1024, 131072, 262144, 8.0f},
-};
 
 /* The weight types the files can be made in: every type the engine runs. */
 static const char k_type_list[] = "f32 f16 bf16 q8_0 q4_0 q5_0 q4_1 q5_1 iq4_nl q4_k q5_k q6_k";
@@ -93,7 +78,7 @@ static void add_plan(tensor_plan *p, size_t *n, const char *name, uint32_t type,
     t->std = std;
 }
 
-static size_t plan_tensors(const shape *s, uint32_t n_vocab, uint32_t type, tensor_plan *p) {
+static size_t plan_tensors(const g3_shape *s, uint32_t n_vocab, uint32_t type, tensor_plan *p) {
     size_t n = 0;
     char name[64];
     const uint64_t E = s->n_embd, Q = (uint64_t)s->n_head * s->head_dim,
@@ -139,7 +124,7 @@ static uint32_t file_type_of(uint32_t type) {
     return UINT32_MAX;
 }
 
-static int write_hparams(g3_gguf_writer *w, const shape *s, uint64_t seed, uint32_t type, const char *type_name,
+static int write_hparams(g3_gguf_writer *w, const g3_shape *s, uint64_t seed, uint32_t type, const char *type_name,
                          g3_error *err) {
     char name[128];
     snprintf(name, sizeof name, "gemma-chat test model %s %s seed %llu", s->name, type_name,
@@ -235,13 +220,7 @@ fail:
     return -1;
 }
 
-static const shape *find_shape(const char *name) {
-    for (size_t i = 0; i < sizeof k_shapes / sizeof k_shapes[0]; i++)
-        if (strcmp(k_shapes[i].name, name) == 0) return &k_shapes[i];
-    return NULL;
-}
-
-static int write_model(const g3_test_model_params *p, const shape *s, uint32_t type,
+static int write_model(const g3_test_model_params *p, const g3_shape *s, uint32_t type,
                        const g3_gguf *vocab, tensor_plan *plan, g3_error *err) {
     uint32_t n_vocab = vocab ? 0 : (s->n_vocab ? s->n_vocab : g3_test_vocab_builtin_size());
     if (vocab) {
@@ -266,7 +245,7 @@ static int write_model(const g3_test_model_params *p, const shape *s, uint32_t t
 }
 
 int g3_make_test_model(const g3_test_model_params *p, g3_error *err) {
-    const shape *s = find_shape(p->shape);
+    const g3_shape *s = g3_shape_find(p->shape);
     if (!s) return g3_fail(err, "unknown shape '%s' (tiny, 1b, 4b, 12b, 27b)", p->shape);
     int type = g3_type_from_name(p->type);
     if (type < 0 || !g3_type_ops_get((uint32_t)type))
@@ -278,31 +257,6 @@ int g3_make_test_model(const g3_test_model_params *p, g3_error *err) {
     free(plan);
     if (vocab) g3_gguf_close(vocab);
     return rc;
-}
-
-int g3_test_model_shape_config(const char *name, g3_config *c, g3_error *err) {
-    const shape *s = find_shape(name);
-    if (!s) return g3_fail(err, "unknown shape '%s' (tiny, 1b, 4b, 12b, 27b)", name);
-    memset(c, 0, sizeof *c);
-    c->n_layer = s->n_layer;
-    c->n_embd = s->n_embd;
-    c->n_ff = s->n_ff;
-    c->n_head = s->n_head;
-    c->n_head_kv = s->n_head_kv;
-    c->head_dim = s->head_dim;
-    c->n_vocab = s->n_vocab ? s->n_vocab : g3_test_vocab_builtin_size();
-    c->n_ctx_train = s->n_ctx;
-    c->window = s->window;
-    c->rms_eps = 1e-6f;
-    c->rope_base_global = 1e6f;
-    c->rope_base_local = 10000.0f;
-    c->rope_scale_global = s->rope_scale;
-    /* as gemma3_config.c reads the same file: 27B (62 layers) scales by n_embd / n_head */
-    c->attn_scale = s->n_layer == 62 ? (float)(1.0 / sqrt((double)s->n_embd / s->n_head))
-                                     : (float)(1.0 / sqrt((double)s->head_dim));
-    for (uint32_t il = 0; il < s->n_layer && il < G3_MAX_LAYERS; il++)
-        c->is_global[il] = il % 6 == 5; /* no sliding_window_pattern key: period 6 */
-    return 0;
 }
 
 /* ---- vision projectors (mmproj) ---- */
@@ -388,7 +342,7 @@ static size_t plan_vision(const vision_shape *vs, uint32_t n_proj, uint32_t type
 }
 
 int g3_make_test_mmproj(const g3_test_model_params *p, g3_error *err) {
-    const shape *s = find_shape(p->shape);
+    const g3_shape *s = g3_shape_find(p->shape);
     const vision_shape *vs = NULL;
     for (size_t i = 0; i < sizeof k_vision_shapes / sizeof k_vision_shapes[0]; i++)
         if (strcmp(k_vision_shapes[i].name, p->shape) == 0) vs = &k_vision_shapes[i];

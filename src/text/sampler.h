@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gemma3_chat.h"
+#include "gemma3_text.h"
 
 typedef struct g3_sampler g3_sampler;
 
