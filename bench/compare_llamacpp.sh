@@ -26,6 +26,13 @@
 # The table gives the median over the rounds (and min-max). Benchmarks print
 # figures; this script fails only when something is missing or a command
 # fails, never on time.
+#
+# Run it on an idle machine. llama.cpp's default CPU build uses OpenMP, whose
+# threads spin at the many barriers of a graph: when other processes hold the
+# cores, its figures collapse (measured here with a load average of 8 on 2
+# CPUs: tg 2.9 tok/s, against 14.9 with OMP_WAIT_POLICY=passive). The
+# environment reaches llama.cpp, so `OMP_WAIT_POLICY=passive bash
+# bench/compare_llamacpp.sh ...` shows it under load; the header says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -149,6 +156,7 @@ echo
 echo "gemma-chat $g3_version (kernels ${kernels:-?}) vs llama.cpp $llama_version"
 echo "CPU: $cpu, $(nproc) CPUs; $THREADS threads; f16 KV cache; median of $ROUNDS alternating rounds"
 echo "(each round: mean of $REPS runs after a warm-up); load average $load_before before, $load_after after"
+if [ -n "${OMP_WAIT_POLICY:-}" ]; then echo "llama.cpp ran with OMP_WAIT_POLICY=$OMP_WAIT_POLICY"; fi
 echo
 echo "| model file | size | gemma-chat pp$N_PROMPT | llama.cpp pp$N_PROMPT | ratio | gemma-chat tg$N_GEN | llama.cpp tg$N_GEN | ratio | gemma-chat chat RSS | llama.cpp chat RSS |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
