@@ -3,7 +3,7 @@
 # with sudo available). Every dependency is listed in README.md with why.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libcmocka-dev libcjson-dev libstb-dev libwebp-dev libexif-dev
-          libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libedit-dev libmicrohttpd-dev
+          libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libedit-dev libmicrohttpd-dev libsqlite3-dev
           python3 python3-pip python3-venv)
 missing=()
 for p in "${packages[@]}"; do
