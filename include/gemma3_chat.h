@@ -124,6 +124,14 @@ int g3_chat_render(const g3_tokenizer *tok, const g3_conversation *c, bool add_g
  * data). */
 typedef enum g3_image_wrap { G3_IMAGE_WRAP_OFFICIAL = 0, G3_IMAGE_WRAP_GOLDEN = 1 } g3_image_wrap;
 
+struct g3_image;
+/* The image's soft tokens: resized to the encoder's square (stretched as the
+ * official processor does; padded, llama.cpp's way, for the GOLDEN wrap),
+ * normalized and encoded: *out gets g3_vision_n_tokens x g3_vision_n_embd
+ * floats (malloc'd), not scaled by sqrt(n_embd). */
+int g3_image_soft_tokens(struct g3_vision *v, const struct g3_image *img, g3_image_wrap wrap, float **out,
+                         g3_error *err);
+
 /* ---- sessions ----------------------------------------------------------- */
 
 typedef struct g3_session g3_session;

@@ -19,6 +19,9 @@
 
 #include <cmocka.h>
 
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+
 #include "chat/prompt.h"
 #include "gemma3_chat.h"
 #include "gemma3_vision.h"
@@ -198,12 +201,77 @@ static void test_images_need_a_vision_encoder(void **state) {
     free(out);
 }
 
+/* eval with two images: one per <__media__>, in order. The rows before the
+ * second image equal a one-image prompt cut there (the model is causal);
+ * a different second image changes what follows it; a marker count
+ * that does not match the --image count is refused naming both. */
+static void write_second_image(const char *path) {
+    unsigned char px[32 * 32 * 3];
+    for (int i = 0; i < 32 * 32; i++) {
+        px[3 * i] = (unsigned char)(i * 7);
+        px[3 * i + 1] = (unsigned char)(255 - i);
+        px[3 * i + 2] = (unsigned char)(i % 32 * 8);
+    }
+    assert_true(stbi_write_png(path, 32, 32, 3, px, 32 * 3) != 0);
+}
+
+static float *eval_prompt(const char *prompt, const char *images, size_t *n_floats) {
+    char path[512], cmd[4096];
+    snprintf(path, sizeof path, G3_TEST_TMP "/two_images_prompt.txt");
+    assert_int_equal(tu_write_file(path, prompt, strlen(prompt)), 0);
+    snprintf(cmd, sizeof cmd, "%s eval -m %s --mmproj %s %s --prompt-file %s --logits %s/two.f32 2>&1", G3_BINARY,
+             MODEL, MMPROJ, images, path, G3_TEST_TMP);
+    int status;
+    char *out = tu_run(cmd, &status);
+    if (status != 0) fail_msg("%s\n%s", cmd, out);
+    free(out);
+    return (float *)tu_read_file(G3_TEST_TMP "/two.f32", n_floats);
+}
+
+static void test_eval_takes_several_images(void **state) {
+    (void)state;
+    const char *second = G3_TEST_TMP "/second.png";
+    write_second_image(second);
+    char both[1024], swapped[1024]; /* swapped: the first image twice */
+    snprintf(both, sizeof both, "--image %s --image %s", IMAGE, second);
+    snprintf(swapped, sizeof swapped, "--image %s --image %s", IMAGE, IMAGE);
+    const char *two = "<start_of_turn>user\nFirst <__media__> then <__media__> which?<end_of_turn>\n";
+    const char *cut = "<start_of_turn>user\nFirst <__media__> then";
+    size_t n_two, n_cut, n_swapped;
+    float *a = eval_prompt(two, both, &n_two);
+    char only_first[600];
+    snprintf(only_first, sizeof only_first, "--image %s", IMAGE);
+    float *b = eval_prompt(cut, only_first, &n_cut);
+    assert_true(n_cut < n_two);
+    /* the cut prompt's rows are the two-image prompt's first rows, except its
+     * last ("then" before the image wrap's "\n\n" tokenizes alike) */
+    const size_t rows = n_cut / sizeof(float) / N_VOCAB;
+    assert_true(rows >= 2);
+    assert_true(max_diff(a, b, (rows - 1) * N_VOCAB) <= 1e-5f);
+    float *c = eval_prompt(two, swapped, &n_swapped);
+    assert_int_equal(n_swapped, n_two);
+    const size_t all = n_two / sizeof(float);
+    assert_true(max_diff(a + all - N_VOCAB, c + all - N_VOCAB, N_VOCAB) > 1e-3f); /* after both images */
+    free(a), free(b), free(c);
+
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s eval -m %s --mmproj %s --image %s --prompt-file %s/two_images_prompt.txt 2>&1",
+             G3_BINARY, MODEL, MMPROJ, IMAGE, G3_TEST_TMP);
+    int status;
+    tu_write_file(G3_TEST_TMP "/two_images_prompt.txt", two, strlen(two));
+    char *out = tu_run(cmd, &status);
+    assert_int_not_equal(status, 0);
+    if (!strstr(out, "holds 2 <__media__> but 1 --image")) fail_msg("%s", out);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_reproduces_the_golden_image_case),
         cmocka_unit_test(test_session_with_an_image),
         cmocka_unit_test(test_official_wrap_joins_the_newlines),
         cmocka_unit_test(test_images_need_a_vision_encoder),
+        cmocka_unit_test(test_eval_takes_several_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "app/app.h"
+#include "gemma3_chat.h"
 #include "gemma3_media.h"
 #include "gemma3_vision.h"
 
@@ -98,7 +99,7 @@ int cmd_embed_image(int argc, char **argv) {
     g3_error err = {{0}};
     g3_vision *v = NULL;
     g3_image img = {0};
-    float *pixels = NULL, *embd = NULL;
+    float *embd = NULL;
     int rc = 1;
     const g3_media_limits lim = g3_media_limits_default();
     const g3_vision_params vp = {.n_threads = o.n_threads};
@@ -106,23 +107,10 @@ int cmd_embed_image(int argc, char **argv) {
         app_error(k_cmd, "%s", err.msg);
         goto done;
     }
-    const size_t size = g3_vision_image_size(v), n_out = (size_t)g3_vision_n_tokens(v) * g3_vision_n_embd(v);
-    float mean[3], std[3];
-    g3_vision_norm(v, mean, std);
-    pixels = malloc(sizeof(float) * 3 * size * size);
-    embd = malloc(sizeof(float) * n_out);
-    if (!pixels || !embd) {
-        app_error(k_cmd, "out of memory");
-        goto done;
-    }
-    if (g3_image_to_tensor(&img, (uint32_t)size, o.golden ? G3_RESIZE_PAD : G3_RESIZE_STRETCH, mean, std, pixels,
-                           &err)) {
+    const size_t n_out = (size_t)g3_vision_n_tokens(v) * g3_vision_n_embd(v);
+    const double t0 = now_s(); /* resizing included */
+    if (g3_image_soft_tokens(v, &img, o.golden ? G3_IMAGE_WRAP_GOLDEN : G3_IMAGE_WRAP_OFFICIAL, &embd, &err)) {
         app_error(k_cmd, "%s: %s", o.image, err.msg);
-        goto done;
-    }
-    const double t0 = now_s();
-    if (g3_vision_encode(v, pixels, embd, &err)) {
-        app_error(k_cmd, "%s", err.msg);
         goto done;
     }
     const double secs = now_s() - t0;
@@ -131,7 +119,6 @@ int cmd_embed_image(int argc, char **argv) {
             g3_vision_n_embd(v), o.out, secs);
     rc = 0;
 done:
-    free(pixels);
     free(embd);
     g3_image_free(&img);
     g3_vision_free(v);

@@ -12,16 +12,21 @@
 #include <time.h>
 
 #include "app/app.h"
+#include "gemma3_chat.h"
 #include "gemma3_media.h"
 #include "gemma3_text.h"
 #include "gemma3_vision.h"
 
 static const char *k_cmd = "eval";
 
+#define MAX_IMAGES 8
+
 typedef struct eval_opts {
     const char *model, *tokens, *tokens_file, *prompt_file, *logits_path;
-    const char *mmproj, *image;
+    const char *mmproj, *images[MAX_IMAGES];
+    uint32_t n_images;
     bool golden_wrap;
+    bool fast_activations; /* --activations int15 */
     uint32_t chunk, generate, n_ctx, n_threads;
     g3_kv_type kv_type;
 } eval_opts;
@@ -46,7 +51,12 @@ static void usage(FILE *out) {
             "  -t N          threads (default: the physical cores; more than the CPUs this process\n"
             "                may use is an error)\n"
             "  --kv-type T   KV cache type: f32 (default here: eval is the numerics check),\n"
-            "                f16, bf16 or q8_0\n");
+            "                f16, bf16 or q8_0\n"
+            "  --activations A  exact (default here: every product in f32) or int15 (the\n"
+            "                15-bit activations chat, run and serve use on AVX2/AVX-512)\n"
+            "  --mmproj F --image P [--image P2 ...] [--image-wrap official|golden]\n"
+            "                images (at most %d) where the prompt file says " MEDIA_MARKER ", in order\n",
+            MAX_IMAGES);
 }
 
 static int push_token(int32_t **ids, uint32_t *n, uint32_t *cap, long long v, const char *where) {
@@ -125,7 +135,20 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         else if (strcmp(a, "--prompt-file") == 0) o->prompt_file = v;
         else if (strcmp(a, "--logits") == 0) o->logits_path = v;
         else if (strcmp(a, "--mmproj") == 0) o->mmproj = v;
-        else if (strcmp(a, "--image") == 0) o->image = v;
+        else if (strcmp(a, "--image") == 0) {
+            if (o->n_images == MAX_IMAGES) {
+                app_error(k_cmd, "at most %d --image", MAX_IMAGES);
+                return -1;
+            }
+            o->images[o->n_images++] = v;
+        }
+        else if (strcmp(a, "--activations") == 0) {
+            if (strcmp(v, "exact") && strcmp(v, "int15")) {
+                app_error(k_cmd, "--activations must be exact or int15, got '%s'", v);
+                return -1;
+            }
+            o->fast_activations = !strcmp(v, "int15");
+        }
         else if (strcmp(a, "--image-wrap") == 0) {
             if (strcmp(v, "golden") && strcmp(v, "official")) {
                 app_error(k_cmd, "--image-wrap must be official or golden, got '%s'", v);
@@ -149,7 +172,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         app_error(k_cmd, "give exactly one of --tokens, --tokens-file, --prompt-file");
         return -1;
     }
-    if (!o->image != !o->mmproj || (o->image && !o->prompt_file)) {
+    if (!o->n_images != !o->mmproj || (o->n_images && !o->prompt_file)) {
         app_error(k_cmd, "--image needs --mmproj and a --prompt-file holding " MEDIA_MARKER);
         return -1;
     }
@@ -176,40 +199,51 @@ static int append_tokens(const g3_tokenizer *tok, const char *text, size_t len, 
     return 0;
 }
 
-/* The prompt file's tokens; with an image, MEDIA_MARKER becomes the image's
- * wrap and n_img positions marked -1 (the image's soft tokens). */
+/* The prompt file's tokens; with images, the k-th MEDIA_MARKER becomes the
+ * k-th image's wrap around n_img positions marked -(k + 1) (its soft
+ * tokens). The text between the markers is tokenized piece by piece, as
+ * llama.cpp's multimodal tokenizer does. */
 static int tokenize_prompt(const char *text, size_t len, const g3_tokenizer *tok, const eval_opts *o, uint32_t n_img,
                            int32_t **ids, size_t *n, g3_error *err) {
     *ids = NULL;
     *n = 0;
-    if (!o->image) return append_tokens(tok, text, len, true, ids, n, err);
-    const char *mark = strstr(text, MEDIA_MARKER);
-    if (!mark || strstr(mark + 1, MEDIA_MARKER) || memchr(text, 0, len))
-        return fail(err, "the prompt file must hold " MEDIA_MARKER " exactly once (where the image goes)");
+    if (!o->n_images) return append_tokens(tok, text, len, true, ids, n, err);
+    if (memchr(text, 0, len)) return fail(err, "the prompt file holds a NUL byte");
+    uint32_t marks = 0;
+    for (const char *m = strstr(text, MEDIA_MARKER); m; m = strstr(m + 1, MEDIA_MARKER)) marks++;
+    if (marks != o->n_images) {
+        snprintf(err->msg, sizeof err->msg, "the prompt file holds %u " MEDIA_MARKER " but %u --image were given: "
+                 "one marker per image, in order", marks, o->n_images);
+        return -1;
+    }
     /* official: "\n\n<start_of_image>" ... "<end_of_image>\n\n"; golden (llama.cpp): no newlines */
     const char *open = o->golden_wrap ? "<start_of_image>" : "\n\n<start_of_image>";
     const char *close = o->golden_wrap ? "<end_of_image>" : "<end_of_image>\n\n";
-    size_t before = (size_t)(mark - text), after = len - before - strlen(MEDIA_MARKER);
-    char *a = malloc(before + strlen(open) + 1), *b = malloc(strlen(close) + after + 1);
-    int rc = -1;
-    if (a && b) {
-        memcpy(a, text, before);
-        strcpy(a + before, open);
-        strcpy(b, close);
-        memcpy(b + strlen(close), mark + strlen(MEDIA_MARKER), after + 1);
-        rc = append_tokens(tok, a, strlen(a), true, ids, n, err);
-        int32_t *grown = rc ? NULL : realloc(*ids, (*n + n_img) * sizeof *grown);
-        if (!rc && !grown) rc = fail(err, "out of memory");
-        if (!rc) {
-            *ids = grown;
-            for (uint32_t i = 0; i < n_img; i++) (*ids)[(*n)++] = -1;
-            rc = append_tokens(tok, b, strlen(b), false, ids, n, err);
+    char *piece = malloc(len + strlen(open) + strlen(close) + 1);
+    if (!piece) return fail(err, "out of memory");
+    const char *at = text;
+    int rc = 0;
+    for (uint32_t k = 0; rc == 0 && k <= o->n_images; k++) {
+        const char *mark = k < o->n_images ? strstr(at, MEDIA_MARKER) : text + len;
+        const size_t before = (size_t)(mark - at);
+        size_t plen = 0;
+        if (k > 0) plen = (size_t)(stpcpy(piece, close) - piece);
+        memcpy(piece + plen, at, before);
+        plen += before;
+        if (k < o->n_images) plen = (size_t)(stpcpy(piece + plen, open) - piece);
+        piece[plen] = 0;
+        rc = append_tokens(tok, piece, plen, k == 0, ids, n, err);
+        if (rc || k == o->n_images) break;
+        int32_t *grown = realloc(*ids, (*n + n_img) * sizeof *grown);
+        if (!grown) {
+            rc = fail(err, "out of memory");
+            break;
         }
-    } else {
-        fail(err, "out of memory");
+        *ids = grown;
+        for (uint32_t i = 0; i < n_img; i++) (*ids)[(*n)++] = -(int32_t)(k + 1);
+        at = mark + strlen(MEDIA_MARKER);
     }
-    free(a);
-    free(b);
+    free(piece);
     return rc;
 }
 
@@ -243,38 +277,42 @@ static int tokenize_prompt_file(const eval_opts *o, const g3_model *model, uint3
     return 0;
 }
 
-/* The image's soft tokens (n_tokens x n_embd) from --mmproj and --image. */
-static float *encode_image(const eval_opts *o, const g3_model *model, uint32_t *n_img) {
+/* The images' soft tokens, one after the other (n_images x n_tokens x
+ * n_embd), from --mmproj and the --image files. */
+static float *encode_images(const eval_opts *o, const g3_model *model, uint32_t *n_img) {
     g3_error err;
     g3_vision *v = NULL;
-    g3_image img = {0};
-    float *pixels = NULL, *embd = NULL;
+    float *all = NULL;
     g3_media_limits lim = g3_media_limits_default();
-    if (g3_vision_load(o->mmproj, NULL, &v, &err) || g3_vision_check_model(v, model, &err) ||
-        g3_image_load(o->image, &lim, &img, &err))
-        goto fail;
-    uint32_t size = g3_vision_image_size(v);
-    float mean[3], std[3];
-    g3_vision_norm(v, mean, std);
-    pixels = malloc(sizeof(float) * 3 * size * size);
-    embd = malloc(sizeof(float) * g3_vision_n_tokens(v) * g3_vision_n_embd(v));
-    if (!pixels || !embd) {
+    if (g3_vision_load(o->mmproj, NULL, &v, &err) || g3_vision_check_model(v, model, &err)) goto fail;
+    const size_t per = (size_t)g3_vision_n_tokens(v) * g3_vision_n_embd(v);
+    all = malloc(sizeof(float) * per * o->n_images);
+    if (!all) {
         fail(&err, "out of memory");
         goto fail;
     }
-    if (g3_image_to_tensor(&img, size, o->golden_wrap ? G3_RESIZE_PAD : G3_RESIZE_STRETCH, mean, std, pixels, &err) ||
-        g3_vision_encode(v, pixels, embd, &err))
-        goto fail;
+    for (uint32_t k = 0; k < o->n_images; k++) {
+        g3_image img;
+        float *embd;
+        if (g3_image_load(o->images[k], &lim, &img, &err)) goto fail;
+        const int rc = g3_image_soft_tokens(v, &img, o->golden_wrap ? G3_IMAGE_WRAP_GOLDEN : G3_IMAGE_WRAP_OFFICIAL,
+                                            &embd, &err);
+        g3_image_free(&img);
+        if (rc) {
+            app_error(k_cmd, "%s: %s", o->images[k], err.msg);
+            free(all);
+            g3_vision_free(v);
+            return NULL;
+        }
+        memcpy(all + per * k, embd, sizeof(float) * per);
+        free(embd);
+    }
     *n_img = g3_vision_n_tokens(v);
-    free(pixels);
-    g3_image_free(&img);
     g3_vision_free(v);
-    return embd;
+    return all;
 fail:
     app_error(k_cmd, "%s", err.msg);
-    free(pixels);
-    free(embd);
-    g3_image_free(&img);
+    free(all);
     g3_vision_free(v);
     return NULL;
 }
@@ -306,16 +344,18 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Evaluates ids[0..n) in chunks; -1 runs are the image (embd, one
- * bidirectional batch). Logits rows are written for text positions only. */
+/* Evaluates ids[0..n) in chunks; a run of -(k + 1) is image k (its soft
+ * tokens in embd, one bidirectional batch). Logits rows are written for
+ * text positions only. */
 static int eval_sequence(const eval_opts *o, g3_context *ctx, const g3_config *cfg, const int32_t *ids, uint32_t n,
                          const float *embd, float *logits, g3_error *err) {
     uint32_t row = 0, chunk = o->chunk ? o->chunk : n;
     for (uint32_t i = 0; i < n;) {
         uint32_t j = i;
         if (ids[i] < 0) {
-            while (j < n && ids[j] < 0) j++;
-            if (g3_eval_embeddings(ctx, embd, j - i, true, NULL, false, err)) return -1;
+            while (j < n && ids[j] == ids[i]) j++;
+            const float *image = embd + (size_t)(-ids[i] - 1) * (j - i) * cfg->n_embd;
+            if (g3_eval_embeddings(ctx, image, j - i, true, NULL, false, err)) return -1;
         } else {
             while (j < n && ids[j] >= 0 && j - i < chunk) j++;
             if (g3_eval(ctx, ids + i, j - i, logits + (size_t)row * cfg->n_vocab, true, err)) return -1;
@@ -342,7 +382,8 @@ static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t
                   o->n_ctx ? "-c" : "the model's trained length", o->n_ctx ? " or raise -c" : "");
         return -1;
     }
-    g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads, .kv_type = o->kv_type};
+    g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads, .kv_type = o->kv_type,
+                            .exact_activations = !o->fast_activations};
     g3_context *ctx;
     if (g3_context_new(model, &cp, &ctx, &err)) { app_error(k_cmd, "%s", err.msg); return -1; }
     float *logits = malloc(sizeof(float) * (size_t)n * cfg->n_vocab);
@@ -407,11 +448,11 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     uint32_t n_img = 0;
-    float *embd = o.image ? encode_image(&o, model, &n_img) : NULL;
-    if ((o.image && !embd) || (o.prompt_file && tokenize_prompt_file(&o, model, n_img, &ids, &n))) {
+    float *embd = o.n_images ? encode_images(&o, model, &n_img) : NULL;
+    if ((o.n_images && !embd) || (o.prompt_file && tokenize_prompt_file(&o, model, n_img, &ids, &n))) {
         free(embd);
         g3_model_free(model);
-        return o.image && !embd ? 1 : 2;
+        return o.n_images && !embd ? 1 : 2;
     }
     int rc = run(&o, model, ids, n, embd) ? 1 : 0;
     g3_model_free(model);

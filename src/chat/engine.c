@@ -523,28 +523,6 @@ static int32_t image_id(void *user, const g3_part *p, g3_error *err) {
     return entry->id;
 }
 
-static int encode_image(g3_engine *e, const g3_image *img, float **out, g3_error *err) {
-    const uint32_t size = g3_vision_image_size(e->vision);
-    float mean[3], std[3];
-    g3_vision_norm(e->vision, mean, std);
-    float *pixels = malloc(sizeof(float) * 3 * size * size);
-    float *embd = malloc(sizeof(float) * g3_vision_n_tokens(e->vision) * g3_vision_n_embd(e->vision));
-    if (!pixels || !embd) {
-        free(pixels);
-        free(embd);
-        return g3_fail(err, "out of memory for an image");
-    }
-    const g3_resize_mode mode = e->wrap == G3_IMAGE_WRAP_GOLDEN ? G3_RESIZE_PAD : G3_RESIZE_STRETCH;
-    int rc = g3_image_to_tensor(img, size, mode, mean, std, pixels, err) || g3_vision_encode(e->vision, pixels, embd, err);
-    free(pixels);
-    if (rc) {
-        free(embd);
-        return -1;
-    }
-    *out = embd;
-    return 0;
-}
-
 /* Decodes and encodes the image of a part (its entry must exist). */
 static int encode_part(g3_engine *e, const g3_part *p, image_entry *entry, g3_error *err) {
     g3_image img;
@@ -553,14 +531,14 @@ static int encode_part(g3_engine *e, const g3_part *p, image_entry *entry, g3_er
         rc = p->data ? g3_image_load_memory(p->data, p->data_len, &e->limits, &img, err)
                      : g3_image_load(p->path, &e->limits, &img, err);
         if (rc) return -1;
-        rc = encode_image(e, &img, &entry->embd, err);
+        rc = g3_image_soft_tokens(e->vision, &img, e->wrap, &entry->embd, err);
         g3_image_free(&img);
         return rc;
     }
     g3_video_frame *frames;
     uint32_t n;
     if (g3_video_sample(p->path, p->n_frames, &e->limits, &frames, &n, err)) return -1;
-    rc = p->frame < n ? encode_image(e, &frames[p->frame].image, &entry->embd, err)
+    rc = p->frame < n ? g3_image_soft_tokens(e->vision, &frames[p->frame].image, e->wrap, &entry->embd, err)
                       : g3_fail(err, "'%s' gave %u frames, frame %u was asked for", p->path, n, p->frame + 1);
     g3_video_frames_free(frames, n);
     return rc;
