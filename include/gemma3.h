@@ -54,6 +54,10 @@ typedef struct g3_context g3_context;
 int g3_model_load(const char *path, g3_model **out, g3_error *err);
 void g3_model_free(g3_model *model);
 const g3_config *g3_model_config(const g3_model *model);
+/* Whether the file carries a chat template (tokenizer.chat_template), as
+ * instruction-tuned checkpoints converted by llama.cpp do; a pretrained one
+ * continues text rather than following chat turns. */
+bool g3_model_is_instruction_tuned(const g3_model *model);
 /* Architecture, hyperparameters, tensor types and sizes, global layers. */
 void g3_model_print_info(const g3_model *model, FILE *out);
 

@@ -470,6 +470,12 @@ int cmd_chat(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     if (c.line_editing) setup_line_editing();
+    /* A pretrained checkpoint answers a chat turn by continuing the text
+     * (often repeating the question): say so before the user wonders. */
+    if (c.interactive && !g3_model_is_instruction_tuned(model))
+        fprintf(stderr, "gemma-chat: note: this file is a pretrained model (it has no chat template): it continues "
+                        "text rather than answering; an instruction-tuned Gemma 3 GGUF (-m FILE) chats properly, and "
+                        "`run --raw` gets completions from this one (e.g. -p 'Question: ... Answer:')\n");
     if (c.interactive) {
         if (o.default_model.path[0]) printf("gemma-chat: type /help for commands\n"); /* the model: on stderr */
         else printf("gemma-chat: %s (type /help for commands)\n", o.model);

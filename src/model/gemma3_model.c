@@ -31,6 +31,12 @@ void g3_model_free(g3_model *m) {
 
 const g3_config *g3_model_config(const g3_model *m) { return &m->cfg; }
 
+/* llama.cpp's converter copies the chat template of instruction-tuned
+ * checkpoints into the file; a pretrained checkpoint has none. */
+bool g3_model_is_instruction_tuned(const g3_model *m) {
+    return g3_gguf_find_kv(m->gguf, "tokenizer.chat_template") != NULL;
+}
+
 static void print_tensor_summary(const g3_gguf *g, FILE *out) {
     /* bytes and counts per type, then the total */
     uint64_t bytes[G3_TYPE_COUNT] = {0}, count[G3_TYPE_COUNT] = {0}, total = 0;
