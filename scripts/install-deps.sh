@@ -4,6 +4,9 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libcmocka-dev libcjson-dev libstb-dev libwebp-dev libexif-dev
           libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libedit-dev libmicrohttpd-dev libsqlite3-dev
+          # MuPDF (PDF text) comes as static archives only: the -dev packages of what it links too
+          libmupdf-dev libmujs-dev libgumbo-dev libopenjp2-7-dev libjbig2dec0-dev libjpeg-dev libfreetype-dev
+          libharfbuzz-dev zlib1g-dev
           python3 python3-pip python3-venv)
 missing=()
 for p in "${packages[@]}"; do
