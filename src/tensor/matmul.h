@@ -31,7 +31,13 @@
 #include "tensor/matrix.h"
 #include "tensor/quant_act.h"
 
-#define G3_MM_GEMM_MIN_T 4
+/* Below this many input rows the weights stream through the decode kernels
+ * (each row read once, reused from cache by the other inputs); from it on
+ * they are packed into tiles. Batched decoding of 4 sequences on the 270M
+ * (bench/serve_load.sh, --parallel 4): 77 tok/s aggregate with tiles from 4
+ * rows, 129 with tiles from 8: packing a 32-row panel costs more than it
+ * saves for a handful of rows. */
+#define G3_MM_GEMM_MIN_T 8
 
 /* Decode work of one thread for one matrix: chunks [front, back) still to
  * take, packed as front << 32 | back; the owner takes from the front, an
