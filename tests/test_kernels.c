@@ -629,7 +629,9 @@ static void test_matmul_driver(void **state) {
                     float u = q8 ? g3_qa_dot_ref(type, wu + r * rb, &a, K) : g3_type_ops_get(type)->dot_f32(wu + r * rb, xt, K);
                     g3_kernels_scalar.gelu_mul(&g, &u, 1);
                     const double scale = abs_dot(type, wg + r * rb, xq, K) * (fabs(u) + 1) + abs_dot(type, wu + r * rb, xq, K) * (fabs(g) + 1);
-                    check_close("g3_mm_geglu", h[t * F + r], g, scale);
+                    /* gelu(g) * u passes g's summation-order error on times u * gelu'(g),
+                     * and gelu' reaches 1.13: twice the products' bound */
+                    check_close("g3_mm_geglu", h[t * F + r], g, 2 * scale);
                 }
                 if (q8) { /* the fused quantization of h is the reference's */
                     g3_qa one;

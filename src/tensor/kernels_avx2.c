@@ -236,7 +236,6 @@ static float dot_k45_row(const uint8_t *w, uint32_t nsb, const g3_qa_row *a, boo
 
 /* Q6_K super-blocks [i0, i1) of a row; corr collects sc . s16 (the -32 offset). */
 ALWAYS_INLINE part q6_k_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1, const g3_qa_row *a) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03);
     __m256 acc = st.acc;
     float corr = st.corr;
     for (uint32_t i = i0; i < i1; i++) {
@@ -250,17 +249,8 @@ ALWAYS_INLINE part q6_k_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1
             corr += scale[s] * (float)a->s16[16 * i + s];
         }
         for (int h = 0; h < 2; h++) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            q6k_codes(b, h, q);
             for (int z = 0; z < 4; z++) {
                 /* 32 elements = sub-blocks s, s+1; lanes 0-3 and 4-7 */
                 const int s = 8 * h + 2 * z;

@@ -205,6 +205,21 @@ G3_ATTN_ENTRY_POINTS(q8_0, G3_TYPE_Q8_0, attn_scores_any, attn_values_any)
 
 #define FQ_PREFETCH 2048 /* bytes ahead of a weight stream */
 
+/* The 6-bit codes (0..63) of half h of a Q6_K super-block (ql[128] qh[64]
+ * ...): q[z] holds elements 128h + 32z .. +31, one per byte. */
+ALWAYS_INLINE void q6k_codes(const uint8_t *b, int h, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+}
+
 ALWAYS_INLINE bool fq_is_quant(uint32_t type) {
     switch (type) {
     case G3_TYPE_Q8_0: case G3_TYPE_Q4_0: case G3_TYPE_Q5_0: case G3_TYPE_Q4_1: case G3_TYPE_Q5_1:
@@ -321,21 +336,12 @@ ALWAYS_INLINE void fq_dequant(uint32_t type, const uint8_t *p, float *dst) {
         return;
     }
     default: { /* Q6_K: ql[128] qh[64] sc[16] d */
-        const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03), o32 = _mm256_set1_epi8(32);
+        const __m256i o32 = _mm256_set1_epi8(32);
         const float d = f16_at(p + 208);
         const int8_t *sc = (const int8_t *)(p + 192);
         for (int h = 0; h < 2; h++) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            q6k_codes(p, h, q);
             for (int z = 0; z < 4; z++) {
                 /* elements 128h + 32z: sub-blocks s (first 16) and s + 1 */
                 const int s = 8 * h + 2 * z;
