@@ -174,8 +174,8 @@ static void test_run_and_chat_give_the_golden_greedy_text(void **state) {
     snprintf(cmd, sizeof cmd, "%s run -m %s --raw -f %s/prompts/long.txt %s 2>/dev/null", G3_BINARY, F32_MODEL, TINY,
              greedy_flags);
     check_output(cmd, lng);
-    snprintf(cmd, sizeof cmd, "printf 'Hello, how are you?\\n/quit\\n' | %s chat -m %s %s 2>/dev/null", G3_BINARY,
-             F32_MODEL, greedy_flags);
+    snprintf(cmd, sizeof cmd, "printf 'Hello, how are you?\\n/quit\\n' | %s chat --no-save -m %s %s 2>/dev/null",
+             G3_BINARY, F32_MODEL, greedy_flags);
     check_output(cmd, chat);
     /* a stop string ends the answer before it, and is never printed */
     const char *cut = strstr(chat, "withQ");
@@ -195,7 +195,7 @@ static void test_chat_commands(void **state) {
     snprintf(cmd, sizeof cmd,
              "printf '/preset pirate\\n/frobnicate\\n/image x.png\\n/file /nonexistent\\n/preset tutor\\n"
              "/file %s/notes.txt\\nHello\\n/save %s/chat-save.json\\n/load /nonexistent.json\\n/quit\\n' | "
-             "%s chat -m %s --temp 0 -n 3 --verbose 2>&1",
+             "%s chat --no-save -m %s --temp 0 -n 3 --verbose 2>&1",
              G3_TEST_TMP, G3_TEST_TMP, G3_BINARY, F32_MODEL);
     assert_int_equal(tu_write_file(G3_TEST_TMP "/notes.txt", "the fox\n", 8), 0);
     int status;
@@ -361,7 +361,7 @@ static char *chat_piped(const char *input, const char *flags, int *status) {
     const char *in_path = G3_TEST_TMP "/chat-input.txt";
     write_text(in_path, input);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s chat -m %s %s < %s 2>&1", G3_BINARY, F32_MODEL, flags, in_path);
+    snprintf(cmd, sizeof cmd, "%s chat --no-save -m %s %s < %s 2>&1", G3_BINARY, F32_MODEL, flags, in_path);
     char *out = tu_run(cmd, status);
     assert_non_null(out);
     return out;

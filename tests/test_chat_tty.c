@@ -137,7 +137,7 @@ static int term_finish(term *t) {
 }
 
 static void test_line_editing_history_and_keys(void **state) {
-    char *argv[] = {G3_BINARY, "chat", "-m", Q4_MODEL, GREEDY, "-v", NULL};
+    char *argv[] = {G3_BINARY, "chat", "--no-save", "-m", Q4_MODEL, GREEDY, "-v", NULL};
     term t;
     term_start(&t, argv);
     size_t at = term_prompt(&t, 0);

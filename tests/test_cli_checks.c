@@ -115,7 +115,7 @@ static void test_bench_with_nothing_to_measure(void **state) {
 
 static void test_mem_limit_must_be_a_size(void **state) {
     const char *bad[] = {"lots", "6X", "1T", "-5G", "G", "1e9", "6 G"};
-    const char *cmds[] = {"run -m " TINY_MODEL " -p Hi -n 2", "chat -m " TINY_MODEL " -n 2",
+    const char *cmds[] = {"run -m " TINY_MODEL " -p Hi -n 2", "chat --no-save -m " TINY_MODEL " -n 2",
                           "plan -m " TINY_MODEL, "bench -m " TINY_MODEL " -p 8 -n 0 -r 1",
                           "eval -m " TINY_MODEL " --tokens 2,105"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -145,7 +145,8 @@ static void test_mem_limit_must_be_a_size(void **state) {
 }
 
 static void test_empty_stop_string(void **state) {
-    const char *cmds[] = {"run -m " TINY_MODEL " -p Hi --stop ''", "chat -m " TINY_MODEL " --stop x --stop ''"};
+    const char *cmds[] = {"run -m " TINY_MODEL " -p Hi --stop ''",
+                          "chat --no-save -m " TINY_MODEL " --stop x --stop ''"};
     for (size_t k = 0; k < 2; k++) {
         result r = cli(NULL, cmds[k]);
         assert_int_equal(r.status, 2);

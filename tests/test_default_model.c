@@ -93,7 +93,7 @@ static void test_beside_the_executable(void **state) {
     expect_first_line(&r, "gemma-chat: Gemma 3 270M (default, " G3_DEFAULT_MODEL_PATH ")");
     result_free(&r);
     /* chat too (piped: no prompt) */
-    r = run_in(ROOT "/empty", NULL, ROOT "/repo/build/gemma-chat", "chat " FLAGS);
+    r = run_in(ROOT "/empty", NULL, ROOT "/repo/build/gemma-chat", "chat --no-save " FLAGS);
     assert_int_equal(r.status, 0);
     expect_first_line(&r, "gemma-chat: Gemma 3 270M (default, " ROOT "/repo/" G3_DEFAULT_MODEL_PATH ")");
     result_free(&r);
@@ -129,7 +129,7 @@ static void test_environment_variable(void **state) {
 }
 
 static void test_missing_default(void **state) {
-    const char *cmds[] = {"run -p Hi " FLAGS, "chat " FLAGS};
+    const char *cmds[] = {"run -p Hi " FLAGS, "chat --no-save " FLAGS};
     for (size_t i = 0; i < 2; i++) {
         result r = run_in(ROOT "/empty", NULL, ROOT "/elsewhere/bin/gemma-chat", cmds[i]);
         assert_int_equal(r.status, 1);

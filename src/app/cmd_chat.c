@@ -3,21 +3,32 @@
  * lines starting with '/' are commands. At a terminal, lines are read with
  * libedit (editing, and the session's history on the arrow keys); piped
  * stdin is read plainly, without prompts. Ctrl-C stops the current answer;
- * /quit or Ctrl-D leaves. */
+ * /quit or Ctrl-D leaves.
+ * Every answered turn (a stopped one too, with its partial answer) is saved
+ * to the conversation store (--db, default g3_store_default_path(); off
+ * with --no-save) as the user's message and the answer in one append; the
+ * first answer creates the conversation. --resume [ID] and /open ID go on
+ * with a stored conversation (prefilled again from the store). A failed
+ * save is said and the chat goes on in memory; the turns not saved are
+ * appended with the next answer that can be saved. */
 #include <editline/readline.h>
 #include <errno.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app/app.h"
 #include "app/gen_options.h"
 #include "gemma3_media.h"
+#include "gemma3_store.h"
 #include "gemma3_vision.h"
 
 static volatile int g_cancel;
@@ -42,7 +53,15 @@ typedef struct chat_state {
     char *media_owned[8];
     int n_media;
     bool has_vision;
+    /* the store (NULL with --no-save) */
+    g3_store *store;
+    int64_t conv_id;     /* the stored conversation; 0 until the first answer creates it */
+    size_t n_stored;     /* turns of the session's conversation that the store holds */
+    const char *preset;  /* preset key for a new stored conversation ("" = none) */
+    char *title;         /* /title before the first answer: given at create */
 } chat_state;
+
+static void forget_stored(chat_state *c);
 
 static bool print_text(const char *text, size_t len, void *user) {
     chat_state *c = user;
@@ -66,7 +85,11 @@ static void help(const chat_state *c) {
         "  /image PATH         attach an image to the next message (needs --mmproj)\n"
         "  /video PATH         attach a video: --max-frames frames with their times (needs --mmproj)\n"
         "  /save FILE          save the conversation as JSON\n"
-        "  /load FILE          load a saved conversation\n"
+        "  /load FILE          load a saved conversation (saved to the store as a new one)\n"
+        "  /list               recent conversations in the store\n"
+        "  /open ID            go on with a stored conversation\n"
+        "  /title TEXT         set this conversation's title\n"
+        "  /export FILE.md     write this conversation as Markdown\n"
         "  /quit               leave (Ctrl-D works too; Ctrl-C stops an answer)");
 }
 
@@ -167,6 +190,7 @@ static void load_conversation(chat_state *c, const char *path) {
         return;
     }
     c->n_dropped = 0;
+    forget_stored(c); /* saved to the store as a new conversation with the next answer */
     char msg[512];
     int n = snprintf(msg, sizeof msg, "loaded %s", path);
     if (r.other_vocab && n > 0 && (size_t)n < sizeof msg)
@@ -176,6 +200,251 @@ static void load_conversation(chat_state *c, const char *path) {
         snprintf(msg + n, sizeof msg - (size_t)n, "; %zu earlier answer%s will be read again from %s text", r.n_reread,
                  r.n_reread == 1 ? "" : "s", r.n_reread == 1 ? "its" : "their");
     say(c, "%s", msg);
+}
+
+/* ---- the store ----------------------------------------------------------- */
+
+static g3_store_settings store_settings(const chat_state *c) {
+    g3_store_settings st = g3_store_settings_defaults();
+    const g3_sampler_params *sp = &c->opts->gen.sampler;
+    st.max_tokens = c->opts->gen.max_new_tokens;
+    st.temperature = sp->temperature;
+    st.top_p = sp->top_p;
+    st.top_k = sp->top_k;
+    st.repetition_penalty = sp->repeat_penalty;
+    return st;
+}
+
+static bool store_on(const chat_state *c) {
+    if (!c->store) say(c, "%s", "the conversation store is off (--no-save)");
+    return c->store != NULL;
+}
+
+/* A new conversation in the store (the session's is not stored yet). */
+static void forget_stored(chat_state *c) {
+    c->conv_id = 0;
+    c->n_stored = 0;
+    free(c->title);
+    c->title = NULL;
+}
+
+static const char *media_type_of(const char *path, bool video) {
+    static const char *const k_types[][2] = {
+        {".png", "image/png"},    {".jpg", "image/jpeg"},      {".jpeg", "image/jpeg"}, {".gif", "image/gif"},
+        {".webp", "image/webp"},  {".bmp", "image/bmp"},       {".mp4", "video/mp4"},   {".webm", "video/webm"},
+        {".mkv", "video/x-matroska"}, {".mov", "video/quicktime"}, {".avi", "video/x-msvideo"}};
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof k_types / sizeof k_types[0]; i++)
+        if (!strcasecmp(dot, k_types[i][0]) && !strncmp(k_types[i][1], video ? "video/" : "image/", 6))
+            return k_types[i][1];
+    return video ? "video/octet-stream" : "image/octet-stream";
+}
+
+#define STORE_MAX_MEDIA_BYTES (64u << 20)
+
+/* The bytes of a media file (malloc'd), or NULL (said why). */
+static uint8_t *read_media(const chat_state *c, const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *data = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= (long)STORE_MAX_MEDIA_BYTES &&
+        fseek(f, 0, SEEK_SET) == 0 && (data = malloc(n ? (size_t)n : 1)) && fread(data, 1, (size_t)n, f) == (size_t)n) {
+        fclose(f);
+        *size = (size_t)n;
+        return data;
+    }
+    if (f) fclose(f);
+    free(data);
+    say(c, "note: %s is not kept in the store (unreadable, or over 64 MiB)", path);
+    return NULL;
+}
+
+/* Saves the turns of the session's conversation the store lacks: pairs of a
+ * user message and its answer, each in one append. The last pair is the
+ * message just answered: typed (what the user wrote), prompt (what the
+ * model got, or NULL) and its media come with it, st its numbers. */
+static void save_turns(chat_state *c, const char *typed, const char *prompt, const g3_gen_stats *st) {
+    if (!c->store) return;
+    const g3_conversation *conv = g3_session_conversation(c->session);
+    g3_error err;
+    if (!c->conv_id) {
+        const g3_store_settings set = store_settings(c);
+        g3_store_conv_fields f = g3_store_conv_fields_defaults();
+        f.title = c->title;
+        f.preset = c->preset;
+        f.system = conv->system ? conv->system : "";
+        f.settings = &set;
+        if (g3_store_create(c->store, &f, &c->conv_id, &err)) {
+            c->conv_id = 0;
+            say(c, "error: the conversation was not saved: %s (it goes on in memory; /save FILE writes it as JSON)",
+                err.msg);
+            return;
+        }
+        c->n_stored = 0;
+        free(c->title);
+        c->title = NULL;
+    }
+    g3_store_attachment_in att[8];
+    uint8_t *bytes[8] = {0};
+    size_t n_att = 0;
+    uint32_t n_images = 0;
+    for (int i = 0; i < c->n_media; i++) {
+        size_t size;
+        if (!(bytes[n_att] = read_media(c, c->media[i], &size))) continue;
+        const char *slash = strrchr(c->media[i], '/');
+        att[n_att] = (g3_store_attachment_in){.name = slash ? slash + 1 : c->media[i],
+                                              .media_type = media_type_of(c->media[i], c->is_video[i]),
+                                              .data = bytes[n_att], .size = size};
+        n_images += !c->is_video[i];
+        n_att++;
+    }
+    const g3_model_record *model = g3_session_model_record(c->session);
+    while (c->n_stored + 2 <= conv->n_turns) {
+        const g3_turn *q = &conv->turns[c->n_stored], *a = &conv->turns[c->n_stored + 1];
+        const bool last = c->n_stored + 2 == conv->n_turns;
+        g3_store_user_msg u = {.text = q->text};
+        g3_store_answer ans = {.text = a->text, .ids = a->ids, .n_ids = a->n_ids, .model = model};
+        if (last) {
+            u = (g3_store_user_msg){.text = typed, .prompt_text = prompt, .text_pos = n_images,
+                                    .attachments = att, .n_attachments = n_att};
+            ans.prompt_tokens = st->n_prefill + st->n_reused;
+            ans.cached_tokens = st->n_reused;
+            ans.completion_tokens = st->n_generated;
+            ans.images_encoded = st->n_encoded;
+            ans.dropped_turns = st->n_dropped_turns;
+            ans.encode_s = st->encode_s;
+            ans.prefill_s = st->prefill_s;
+            ans.generate_s = st->generate_s;
+            ans.finish_reason = st->stop_reason;
+            ans.stopped = !strcmp(st->stop_reason, "cancelled");
+        }
+        if (g3_store_append(c->store, c->conv_id, &u, &ans, NULL, NULL, &err)) {
+            say(c, "error: this turn was not saved: %s (the conversation goes on in memory; the next answer tries "
+                   "again, /save FILE writes it as JSON)", err.msg);
+            break;
+        }
+        c->n_stored += 2;
+    }
+    for (size_t i = 0; i < n_att; i++) free(bytes[i]);
+}
+
+/* Replaces the session's conversation with stored conversation id. */
+static int open_stored(chat_state *c, int64_t id, g3_error *err) {
+    g3_conversation fresh;
+    const g3_model_record *model = g3_session_model_record(c->session);
+    if (g3_store_to_conversation(c->store, id, model, &fresh, err)) return -1;
+    g3_store_conv info;
+    const char *preset = "";
+    if (g3_store_get(c->store, id, &info, err)) {
+        g3_conversation_free(&fresh);
+        return -1;
+    }
+    for (size_t i = 0; i < g3_preset_count(); i++) /* a static string for c->preset */
+        if (info.preset && !strcmp(g3_preset_at(i)->key, info.preset)) preset = g3_preset_at(i)->key;
+    fresh.model = *model;
+    g3_conversation *conv = g3_session_conversation(c->session);
+    g3_conversation_free(conv);
+    *conv = fresh;
+    forget_stored(c);
+    c->conv_id = id;
+    c->n_stored = conv->n_turns;
+    c->preset = preset;
+    c->n_dropped = 0;
+    char msg[512];
+    snprintf(msg, sizeof msg, "conversation %lld: %s (%zu turns)", (long long)id, info.title ? info.title : "",
+             conv->n_turns);
+    say(c, "%s", msg);
+    g3_store_conv_free(&info);
+    return 0;
+}
+
+static void format_time(int64_t ms, char *buf, size_t n) {
+    const time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M", &tm)) snprintf(buf, n, "?");
+}
+
+static void list_convs(chat_state *c) {
+    g3_store_list l;
+    g3_error err;
+    g3_store_list_params p = {.limit = 20};
+    if (g3_store_list_convs(c->store, &p, &l, &err)) {
+        say(c, "error: %s", err.msg);
+        return;
+    }
+    if (!l.n) say(c, "%s", "no stored conversations yet");
+    for (size_t i = 0; i < l.n; i++) {
+        char when[32], line[512];
+        format_time(l.items[i].updated_at, when, sizeof when);
+        snprintf(line, sizeof line, "%c%6lld  %s  %3u turns  %s", l.items[i].id == c->conv_id ? '*' : ' ',
+                 (long long)l.items[i].id, when, l.items[i].n_turns, l.items[i].title ? l.items[i].title : "");
+        say(c, "%s", line);
+    }
+    g3_store_list_free(&l);
+}
+
+static bool parse_id(const char *s, int64_t *id) {
+    char *end;
+    errno = 0;
+    const long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v <= 0) return false;
+    *id = v;
+    return true;
+}
+
+static void export_markdown(chat_state *c, const char *path) {
+    if (!c->conv_id) {
+        say(c, "%s", "nothing to export yet: a conversation is stored with its first answer");
+        return;
+    }
+    char *md, tmp[4200];
+    g3_error err;
+    if (g3_store_export(c->store, c->conv_id, G3_STORE_MARKDOWN, &md, &err)) {
+        say(c, "error: %s", err.msg);
+        return;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    const size_t n = strlen(md);
+    bool ok = f && fwrite(md, 1, n, f) == n;
+    if (f && fclose(f) != 0) ok = false;
+    if (ok && rename(tmp, path) != 0) ok = false;
+    if (!ok) {
+        char msg[4400];
+        snprintf(msg, sizeof msg, "%s: %s", path, strerror(errno));
+        if (f) remove(tmp);
+        say(c, "error: cannot write %s", msg);
+    } else {
+        say(c, "exported to %s", path);
+    }
+    free(md);
+}
+
+static void set_title(chat_state *c, const char *title) {
+    g3_error err;
+    if (!c->conv_id) { /* given to the conversation when its first answer creates it */
+        char *copy = strdup(title);
+        if (!copy) return;
+        free(c->title);
+        c->title = copy;
+        say(c, "title set: %s", title);
+        return;
+    }
+    g3_store_conv_fields f = g3_store_conv_fields_defaults();
+    f.title = title;
+    if (g3_store_update(c->store, c->conv_id, &f, &err)) say(c, "error: %s", err.msg);
+    else say(c, "title set: %s", title);
+}
+
+/* The system prompt or preset changed: the stored conversation follows. */
+static void store_system(chat_state *c) {
+    if (!c->store || !c->conv_id) return;
+    g3_error err;
+    g3_store_conv_fields f = g3_store_conv_fields_defaults();
+    const g3_conversation *conv = g3_session_conversation(c->session);
+    f.system = conv->system ? conv->system : "";
+    f.preset = c->preset;
+    if (g3_store_update(c->store, c->conv_id, &f, &err)) say(c, "error: the change was not saved: %s", err.msg);
 }
 
 /* Returns 1 to quit. */
@@ -193,16 +462,24 @@ static int run_command(chat_state *c, char *line) {
     else if (!strcmp(line, "/reset")) {
         g3_conversation_clear(conv);
         c->n_dropped = 0;
+        forget_stored(c); /* the next answer starts a new stored conversation */
         say(c, "%s", has_pending(c) ? "conversation and attachments cleared" : "conversation cleared");
         clear_pending(c);
     } else if (!strcmp(line, "/system")) {
         if (g3_conversation_set_system(conv, has_arg ? arg : NULL, &err)) say(c, "error: %s", err.msg);
-        else say(c, "%s", has_arg ? "system prompt set" : "system prompt cleared");
+        else {
+            say(c, "%s", has_arg ? "system prompt set" : "system prompt cleared");
+            store_system(c);
+        }
     } else if (!strcmp(line, "/preset")) {
         const g3_preset *p = has_arg ? g3_preset_find(arg) : NULL;
         if (!p) say(c, "unknown preset '%s' (general, document, visual, tutor, reviewer, storyteller, custom)", has_arg ? arg : "");
         else if (g3_conversation_set_system(conv, p->system_prompt, &err)) say(c, "error: %s", err.msg);
-        else say(c, "preset: %s", p->name);
+        else {
+            say(c, "preset: %s", p->name);
+            c->preset = p->key;
+            store_system(c);
+        }
     } else if (!strcmp(line, "/file")) {
         if (!has_arg) say(c, "%s", "usage: /file PATH");
         else attach_file(c, arg);
@@ -218,6 +495,19 @@ static int run_command(chat_state *c, char *line) {
     } else if (!strcmp(line, "/load")) {
         if (!has_arg) say(c, "%s", "usage: /load FILE");
         else load_conversation(c, arg);
+    } else if (!strcmp(line, "/list")) {
+        if (store_on(c)) list_convs(c);
+    } else if (!strcmp(line, "/open")) {
+        int64_t id;
+        if (!parse_id(has_arg ? arg : NULL, &id)) say(c, "%s", "usage: /open ID (the ids are in /list)");
+        else if (store_on(c) && open_stored(c, id, &err)) say(c, "error: %s (conversation unchanged)", err.msg);
+        else if (c->store) clear_pending(c);
+    } else if (!strcmp(line, "/title")) {
+        if (!has_arg) say(c, "%s", "usage: /title TEXT");
+        else if (store_on(c)) set_title(c, arg);
+    } else if (!strcmp(line, "/export")) {
+        if (!has_arg) say(c, "%s", "usage: /export FILE.md");
+        else if (store_on(c)) export_markdown(c, arg);
     } else {
         say(c, "unknown command '%s' (try /help)", line);
     }
@@ -278,6 +568,7 @@ static void send_message(chat_state *c, const char *text) {
         if (has_pending(c)) say(c, "%s", "(the attachments of that message were dropped)");
     } else {
         report_answer(c, &st);
+        save_turns(c, text, message, &st);
     }
     clear_pending(c); /* sent with the message, or refused with it: nothing stays pending */
     free(message);
@@ -364,7 +655,10 @@ static char *read_message(chat_state *c) {
 }
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: gemma-chat chat [-m MODEL] [options]\n");
+    fprintf(out, "usage: gemma-chat chat [-m MODEL] [options]\n"
+                 "  --db PATH               the conversation store (default $XDG_DATA_HOME/gemma-chat/chats.db)\n"
+                 "  --no-save               keep the conversation in memory only\n"
+                 "  --resume [ID]           go on with the latest stored conversation (or conversation ID)\n");
     gen_options_help(out);
 }
 
@@ -417,13 +711,35 @@ static void setup_line_editing(void) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *cmd = "chat", *system;
+    const char *cmd = "chat", *system, *db = NULL;
+    bool no_save = false, resume = false;
+    int64_t resume_id = 0;
     gen_options o;
     gen_options_init(&o);
     for (int i = 1; i < argc; i++) {
         int r = gen_options_parse(cmd, &o, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
+        if (!strcmp(argv[i], "--db")) {
+            if (i + 1 >= argc || !argv[i + 1][0]) {
+                app_error(cmd, "--db needs a file path");
+                return 2;
+            }
+            db = argv[++i];
+            continue;
+        }
+        if (!strcmp(argv[i], "--no-save")) {
+            no_save = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--resume")) {
+            resume = true;
+            if (i + 1 < argc && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9' && !parse_id(argv[++i], &resume_id)) {
+                app_error(cmd, "--resume takes a conversation id (a positive number), not '%s'", argv[i]);
+                return 2;
+            }
+            continue;
+        }
         if (!strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
@@ -432,16 +748,42 @@ int cmd_chat(int argc, char **argv) {
         return 2;
     }
     if (gen_options_finish(cmd, &o, &system)) return 2;
+    if (no_save && (db || resume)) {
+        app_error(cmd, "--no-save turns the store off: it cannot go with %s", db ? "--db" : "--resume");
+        return 2;
+    }
     if (gen_options_model(cmd, &o)) return 1;
     g3_error err;
     g3_model *model;
     if (gen_options_preflight(cmd, &o)) return 1;
+    /* the store first: a file that cannot take the conversation is refused
+     * before anything is typed */
+    g3_store *store = NULL;
+    char db_path[4096];
+    if (!no_save) {
+        if (!db) {
+            if (g3_store_default_path(db_path, sizeof db_path, &err)) {
+                app_error(cmd, "the conversation store: %s (--db PATH picks a file; --no-save chats without saving)",
+                          err.msg);
+                return 1;
+            }
+            db = db_path;
+        }
+        if (g3_store_open(db, NULL, &store, &err)) {
+            static const char k_hint[] = "--db PATH picks another file; --no-save chats without saving";
+            if (strstr(err.msg, db)) app_error(cmd, "%s (%s)", err.msg, k_hint);
+            else app_error(cmd, "cannot open the conversation store %s: %s (%s)", db, err.msg, k_hint);
+            return 1;
+        }
+    }
     if (g3_model_load(o.model, &model, &err)) {
         app_error(cmd, "%s", err.msg);
+        g3_store_close(store);
         return 1;
     }
     chat_state c = {.opts = &o, .interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO),
-                    .line_editing = isatty(STDIN_FILENO), .terminal_out = isatty(STDOUT_FILENO)};
+                    .line_editing = isatty(STDIN_FILENO), .terminal_out = isatty(STDOUT_FILENO), .store = store,
+                    .preset = o.preset && g3_preset_find(o.preset) ? g3_preset_find(o.preset)->key : ""};
     g3_vision *vision = NULL;
     /* Ctrl-C is for the main thread, which reads the prompt: the engine's
      * worker threads, started with the session and the vision encoder,
@@ -460,9 +802,26 @@ int cmd_chat(int argc, char **argv) {
         rc = 1;
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    if (!rc && resume) { /* the latest conversation, or the one named */
+        g3_store_list l = {0};
+        g3_store_list_params p = {.limit = 1};
+        if (!resume_id && g3_store_list_convs(store, &p, &l, &err) == 0) {
+            if (l.n) resume_id = l.items[0].id;
+            else fprintf(stderr, "gemma-chat: note: %s holds no conversation yet: starting a new one\n", db);
+            g3_store_list_free(&l);
+        } else if (!resume_id) {
+            resume_id = -1;
+        }
+        if (resume_id < 0 || (resume_id > 0 && open_stored(&c, resume_id, &err))) {
+            app_error(cmd, "cannot resume: %s", err.msg);
+            rc = 1;
+        }
+    }
     if (rc) {
         g3_session_free(c.session);
+        g3_vision_free(vision);
         g3_model_free(model);
+        g3_store_close(store);
         return rc;
     }
     c.has_vision = vision != NULL;
@@ -490,6 +849,8 @@ int cmd_chat(int argc, char **argv) {
     if (!quit && c.interactive) putchar('\n'); /* Ctrl-D: leave the shell's prompt on a line of its own */
     if (c.line_editing) clear_history(); /* the session's lines: history is not kept across runs */
     clear_pending(&c);
+    forget_stored(&c);
+    g3_store_close(c.store);
     g3_session_free(c.session);
     g3_vision_free(vision);
     g3_model_free(model);
