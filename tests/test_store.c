@@ -433,6 +433,11 @@ static void test_default_path(void **state) {
     assert_int_equal(g3_store_default_path(path, sizeof path, &err), 0);
     assert_string_equal(path, G3_TEST_TMP "/store-home/.local/share/gemma-chat/chats.db");
     assert_int_equal(stat(G3_TEST_TMP "/store-home/.local/share/gemma-chat", &sb), 0);
+    /* an XDG_DATA_HOME that does not exist yet is made, folder by folder */
+    setenv("XDG_DATA_HOME", G3_TEST_TMP "/store-xdg/not/yet", 1);
+    assert_int_equal(g3_store_default_path(path, sizeof path, &err), 0);
+    assert_string_equal(path, G3_TEST_TMP "/store-xdg/not/yet/gemma-chat/chats.db");
+    assert_int_equal(stat(G3_TEST_TMP "/store-xdg/not/yet/gemma-chat", &sb), 0);
     assert_int_equal(g3_store_default_path(path, 10, &err), G3_STORE_ERROR);
     expect_msg(err.msg, "too long");
     if (old_xdg) setenv("XDG_DATA_HOME", old_xdg, 1);

@@ -128,15 +128,17 @@ int g3_store_default_path(char *out, size_t out_size, g3_error *err) {
     int n;
     /* XDG: a relative XDG_DATA_HOME is invalid and must be ignored */
     if (xdg && xdg[0] == '/') n = snprintf(dir, sizeof dir, "%s/gemma-chat", xdg);
-    else if (home && *home) {
-        n = snprintf(dir, sizeof dir, "%s/.local", home);
-        if (n > 0 && (size_t)n < sizeof dir && mkdir_one(dir, err)) return G3_STORE_ERROR;
-        n = snprintf(dir, sizeof dir, "%s/.local/share", home);
-        if (n > 0 && (size_t)n < sizeof dir && mkdir_one(dir, err)) return G3_STORE_ERROR;
-        n = snprintf(dir, sizeof dir, "%s/.local/share/gemma-chat", home);
-    } else return fail_as(G3_STORE_ERROR, err, "finding the store: neither XDG_DATA_HOME nor HOME is set");
+    else if (home && *home) n = snprintf(dir, sizeof dir, "%s/.local/share/gemma-chat", home);
+    else return fail_as(G3_STORE_ERROR, err, "finding the store: neither XDG_DATA_HOME nor HOME is set");
     if (n < 0 || (size_t)n >= sizeof dir)
         return fail_as(G3_STORE_ERROR, err, "finding the store: the path is too long");
+    /* every missing folder on the way, as `mkdir -p` (XDG_DATA_HOME may not exist yet) */
+    for (char *slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = 0;
+        const int rc = mkdir_one(dir, err);
+        *slash = '/';
+        if (rc) return G3_STORE_ERROR;
+    }
     if (mkdir_one(dir, err)) return G3_STORE_ERROR;
     n = snprintf(out, out_size, "%s/chats.db", dir);
     if (n < 0 || (size_t)n >= out_size) return fail_as(G3_STORE_ERROR, err, "finding the store: the path is too long");
