@@ -24,7 +24,8 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 # conversations, images, video, vision projectors) runs again under the
 # sanitizers, with the SIMD kernels (masked loads and tails at buffer ends).
 asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer test_conversation test_media test_vision
-            test_kernels test_weight_types test_base64 test_engine test_server_api test_store test_document)
+            test_kernels test_weight_types test_base64 test_engine test_server_api test_store test_document
+            test_chat_store)
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG3_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" --target gemma-chat "${asan_tests[@]}"
 ctest --test-dir build-asan --output-on-failure -R "^($(IFS='|'; echo "${asan_tests[*]}"))\$"
