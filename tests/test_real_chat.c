@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "gemma3.h"
 #include "test_util.h"
 
 static char g_model[4096];
@@ -159,11 +160,27 @@ static void test_sampler_on_real_logits(void **state) {
     free(a), free(b), free(c), free(d), free(topk1), free(greedy);
 }
 
+/* The packaged file is the pretrained model (no chat template: the chat
+ * says so), the golden models were converted with one. */
+static void test_pretrained_is_recognized(void **state) {
+    (void)state;
+    g3_model *m;
+    g3_error err;
+    if (g3_model_load(G3_GOLDEN_DIR "/tiny-gemma3/models/g3-1b-s1234-q4_0.gguf", &m, &err)) fail_msg("%s", err.msg);
+    assert_true(g3_model_is_instruction_tuned(m));
+    g3_model_free(m);
+    NEED_MODEL();
+    if (g3_model_load(g_model, &m, &err)) fail_msg("%s", err.msg);
+    assert_false(g3_model_is_instruction_tuned(m));
+    g3_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answers_simple_questions),
         cmocka_unit_test(test_run_prints_the_greedy_continuation_of_the_template),
         cmocka_unit_test(test_sampler_on_real_logits),
+        cmocka_unit_test(test_pretrained_is_recognized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
