@@ -503,6 +503,18 @@ static double real_of(float f) {
     return strtod(buf, NULL);
 }
 
+/* The settings as parameters 5..10 (create and update share the order). */
+static int bind_settings(sqlite3_stmt *st, const g3_store_settings *x) {
+    int b = SQLITE_OK;
+    BIND(sqlite3_bind_int64(st, 5, x->max_tokens));
+    BIND(sqlite3_bind_double(st, 6, real_of(x->temperature)));
+    BIND(sqlite3_bind_double(st, 7, real_of(x->top_p)));
+    BIND(sqlite3_bind_int64(st, 8, x->top_k));
+    BIND(sqlite3_bind_double(st, 9, real_of(x->repetition_penalty)));
+    BIND(sqlite3_bind_int64(st, 10, x->max_images));
+    return b;
+}
+
 static int sq_create(void *impl, const g3_store_conv_fields *f, int64_t now, int64_t *id, g3_error *err) {
     sq *q = impl;
     const char *what = "creating a conversation";
@@ -518,12 +530,7 @@ static int sq_create(void *impl, const g3_store_conv_fields *f, int64_t now, int
     BIND(sqlite3_bind_int(st, 2, auto_title));
     BIND(bind_str(st, 3, f->preset));
     BIND(bind_str(st, 4, f->system));
-    BIND(sqlite3_bind_int64(st, 5, x->max_tokens));
-    BIND(sqlite3_bind_double(st, 6, real_of(x->temperature)));
-    BIND(sqlite3_bind_double(st, 7, real_of(x->top_p)));
-    BIND(sqlite3_bind_int64(st, 8, x->top_k));
-    BIND(sqlite3_bind_double(st, 9, real_of(x->repetition_penalty)));
-    BIND(sqlite3_bind_int64(st, 10, x->max_images));
+    BIND(bind_settings(st, x));
     BIND(sqlite3_bind_int64(st, 11, now));
     BIND(sqlite3_bind_int64(st, 12, now));
     rc = step_done(q, st, b, what, err);
@@ -784,14 +791,7 @@ static int sq_update(void *impl, int64_t id, const g3_store_conv_fields *f, int6
         BIND(bind_str(st, 3, f->preset));
         BIND(bind_str(st, 4, f->system));
         const g3_store_settings *x = f->settings;
-        if (x) {
-            BIND(sqlite3_bind_int64(st, 5, x->max_tokens));
-            BIND(sqlite3_bind_double(st, 6, real_of(x->temperature)));
-            BIND(sqlite3_bind_double(st, 7, real_of(x->top_p)));
-            BIND(sqlite3_bind_int64(st, 8, x->top_k));
-            BIND(sqlite3_bind_double(st, 9, real_of(x->repetition_penalty)));
-            BIND(sqlite3_bind_int64(st, 10, x->max_images));
-        }
+        if (x) BIND(bind_settings(st, x));
         BIND(sqlite3_bind_int64(st, 11, now));
         BIND(sqlite3_bind_int64(st, 12, id));
         rc = step_done(q, st, b, what, err);
