@@ -26,6 +26,10 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer test_conversation test_media test_vision
             test_kernels test_weight_types test_base64 test_engine test_server_api test_store test_document
             test_chat_store)
+# The fuzz corpora (fuzz/corpus/TARGET, the inputs every fuzzer run found
+# worth keeping and every crash it found) replay under the sanitizers too.
+fuzz_replays=()
+for f in fuzz/fuzz_*.c; do t=${f#fuzz/fuzz_}; fuzz_replays+=("fuzz_replay_${t%.c}"); done
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG3_SANITIZE=ON >/dev/null
-cmake --build build-asan -j"$(nproc)" --target gemma-chat "${asan_tests[@]}"
-ctest --test-dir build-asan --output-on-failure -R "^($(IFS='|'; echo "${asan_tests[*]}"))\$"
+cmake --build build-asan -j"$(nproc)" --target gemma-chat "${asan_tests[@]}" "${fuzz_replays[@]}"
+ctest --test-dir build-asan --output-on-failure -R "^($(IFS='|'; echo "${asan_tests[*]}|${fuzz_replays[*]}"))\$"
