@@ -31,8 +31,8 @@ int srv_data_url_decode(const char *url, size_t n, size_t max_bytes, const char 
                              "inline as a data: URL (data:image/png;base64,...)");
     if (!has_prefix_ci(url, n, "data:"))
         return srv_bad_field(e, "invalid_image_url", param,
-                             "expected a data: URL (data:image/png;base64,...), got %.24s%s", url,
-                             n > 24 ? "..." : "");
+                             "expected a data: URL (data:image/png;base64,...), got %.*s%s",
+                             (int)(n > 24 ? 24 : n), url, n > 24 ? "..." : ""); /* url need not end in a NUL */
     const char *comma = memchr(url, ',', n);
     if (!comma) return srv_bad_field(e, "invalid_image_url", param, "a data: URL needs a ',' before its data");
     /* The header between "data:" and ',': a media type and parameters. */
