@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "server/web_assets.h"
 #include "server/server_internal.h"
 
 /* Per request: its exchange and its body so far. */
@@ -95,6 +96,18 @@ int srv_reply_error(srv_exchange *x, const srv_error *e) {
     char *json = srv_error_json(e);
     if (!json) return srv_reply(x, 500, "text/plain", strdup("out of memory"), 13, NULL);
     return srv_reply(x, e->status, "application/json", json, strlen(json), NULL);
+}
+
+int srv_reply_static(srv_exchange *x, int status, const char *content_type, const void *body, size_t len,
+                     const char *const *headers, const char *const *more_headers) {
+    /* PERSISTENT: the bytes are the binary's own (the embedded page), never copied or freed. */
+    struct MHD_Response *r = MHD_create_response_from_buffer(body ? len : 0, (void *)(body ? body : ""),
+                                                             MHD_RESPMEM_PERSISTENT);
+    if (!r) return -1;
+    if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (const char *const *h = headers; h && h[0] && h[1]; h += 2) MHD_add_response_header(r, h[0], h[1]);
+    for (const char *const *h = more_headers; h && h[0] && h[1]; h += 2) MHD_add_response_header(r, h[0], h[1]);
+    return queue(x, status, r);
 }
 
 void srv_count_dropped(srv_exchange *x) {
