@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The web page's pinned packages (web/package-lock.json), before the build
+# that bundles the page (the build would run the same npm ci itself; here a
+# failure says what is missing).
+if ! npm ci --prefix web --no-audit --no-fund >/dev/null; then
+  if [ "${CI:-}" = "true" ]; then echo "test.sh: CI needs web/'s npm packages to build the page" >&2; exit 1; fi
+  echo "test.sh: npm ci failed in web/: the build will say whether it can make the page" >&2
+fi
 bash scripts/build.sh
 # The real model (Gemma 3 270M) and the Python reference's private venv: the
 # tests on real weights skip without them. CI must have them; a developer
@@ -18,6 +25,12 @@ fi
 if ! npm ci --prefix tests/node --no-audit --no-fund >/dev/null; then
   if [ "${CI:-}" = "true" ]; then echo "test.sh: CI needs tests/node's npm packages" >&2; exit 1; fi
   echo "test.sh: npm ci failed: the openai client tests of serve are skipped" >&2
+fi
+# playwright-core for the web page's browser tests (tests/browser: skipped
+# without it or without chromium, except under CI).
+if ! npm ci --prefix tests/browser --no-audit --no-fund >/dev/null; then
+  if [ "${CI:-}" = "true" ]; then echo "test.sh: CI needs tests/browser's npm packages" >&2; exit 1; fi
+  echo "test.sh: npm ci failed: the web page's browser tests are skipped" >&2
 fi
 ctest --test-dir build --output-on-failure -j"$(nproc)"
 # Everything that parses untrusted input (model files, text, saved

@@ -363,12 +363,13 @@ async function runAnswer(post) {
     S.controller = null;
     setBusy(false);
   }
-  if (result) statusFromResult(result);
   await reloadConversation();
   await list.refresh();
   if (failure && !(failure.name === 'AbortError' && S.stopRequested)) appendError(failure);
   else if (failure) appendError(new Error('Stopped; the server did not confirm, so the partial answer may not be saved.'));
   if (result) statusFromResult(result);
+  // A counter the browser tests wait on: one more answer is over (done, stopped or failed).
+  document.body.dataset.answers = String(Number(document.body.dataset.answers || 0) + 1);
   return failure ? null : result;
 }
 

@@ -5,6 +5,8 @@
 import * as api from './api.js';
 
 const PAGE = 50;
+// Drawn, not an emoji: a system without an emoji font shows a box for 🗑.
+const TRASH = '<svg class="ico" viewBox="0 0 24 24" aria-hidden="true"><path d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6"/></svg>';
 
 function when(unixSeconds) {
   if (!unixSeconds) return '';
@@ -83,7 +85,8 @@ export class ConversationList {
     open.addEventListener('click', () => this.onOpen(c.id));
     const rename = this.iconButton('✎', `Rename “${c.title || 'Untitled'}”`, 'rename');
     rename.addEventListener('click', () => this.startRename(li, c));
-    const del = this.iconButton('🗑', `Delete “${c.title || 'Untitled'}”`, 'delete');
+    const del = this.iconButton('', `Delete “${c.title || 'Untitled'}”`, 'delete');
+    del.innerHTML = TRASH;
     del.addEventListener('click', () => this.confirmDelete(del, c));
     li.append(open, rename, del);
     return li;
@@ -132,7 +135,7 @@ export class ConversationList {
     if (!btn.classList.contains('confirm')) {
       btn.classList.add('confirm');
       btn.textContent = 'Delete?';
-      setTimeout(() => { if (btn.isConnected) { btn.classList.remove('confirm'); btn.textContent = '🗑'; } }, 3000);
+      setTimeout(() => { if (btn.isConnected) { btn.classList.remove('confirm'); btn.innerHTML = TRASH; } }, 3000);
       return;
     }
     try {
