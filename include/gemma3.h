@@ -96,6 +96,19 @@ typedef enum g3_kv_type {
 const char *g3_kv_type_name(g3_kv_type type); /* "bf16"; NULL if unknown */
 int g3_kv_type_from_name(const char *name);   /* case-insensitive; -1 if unknown */
 
+/* Where a context runs the text model. AUTO: the CUDA backend when this
+ * binary has it and the driver lists a GPU, else the CPU. */
+typedef enum g3_device {
+    G3_DEVICE_AUTO = 0,
+    G3_DEVICE_CPU = 1,
+    G3_DEVICE_CUDA = 2,
+} g3_device;
+const char *g3_device_name(g3_device d);   /* "auto", "cpu", "cuda" */
+int g3_device_from_name(const char *name); /* -1 if unknown */
+/* AUTO resolved for this machine; why (may be NULL) says why CUDA was not
+ * chosen when AUTO falls back to the CPU, or why CUDA is unavailable. */
+g3_device g3_device_resolve(g3_device d, char *why, size_t why_cap);
+
 typedef struct g3_context_params {
     uint32_t n_ctx;     /* positions the context can hold; 0 = the model's */
     uint32_t n_ubatch;  /* tokens per forward pass chunk; 0 = 512 */
@@ -112,6 +125,12 @@ typedef struct g3_context_params {
      * path, AVX2 ~0.5x (its 15-bit integer products are the slower ones);
      * decode ~1.3x. No effect on the scalar path, which is always exact. */
     bool exact_activations;
+    /* CPU or the CUDA backend (src/cuda/g3_cuda.h: the text model on the
+     * GPU, the KV cache in device memory; f32, f16 or bf16 only). With
+     * CUDA, n_threads is unused, the memory check is against the GPU's
+     * free memory, and exact_activations makes prefill products f32 FMAs
+     * instead of TF32 tensor-core products. */
+    g3_device device;
 } g3_context_params;
 
 /* Fails (before allocating) when the KV cache and scratch would not fit in
@@ -124,6 +143,7 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
 int g3_context_memory(const g3_model *model, const g3_context_params *params, uint64_t *kv_bytes,
                       uint64_t *scratch_bytes, g3_error *err);
 void g3_context_free(g3_context *ctx);
+g3_device g3_context_device(const g3_context *ctx); /* CPU or CUDA, never AUTO */
 uint32_t g3_context_n_ctx(const g3_context *ctx);
 uint32_t g3_context_n_seq(const g3_context *ctx);
 uint32_t g3_context_n_ubatch(const g3_context *ctx); /* the most rows one forward pass takes */

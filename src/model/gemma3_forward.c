@@ -19,6 +19,7 @@
 #include "base/cpu_features.h"
 #include "base/error.h"
 #include "base/thread_pool.h"
+#include "cuda/g3_cuda.h"
 #include "model/gemma3_forward.h"
 #include "model/gemma3_model.h"
 #include "model/kv_cache.h"
@@ -58,6 +59,13 @@ struct g3_context {
     uint32_t *row_pos;
     g3_qa qa;      /* 8-bit form of the input of the next product (E or H*D wide) */
     g3_qa qh;      /* 8-bit form of h */
+    /* the CUDA backend: the text model runs on the GPU (src/cuda/g3_cuda.h);
+     * kv[] then holds only each sequence's positions and ring sizes, the
+     * rows live in device memory */
+    g3_device device;
+    g3_cuda_ctx *cuda;
+    float *host_x;      /* U x E: the batch's input embeddings */
+    uint32_t *row_seq;  /* U: the sequence of each row */
 };
 
 /* ---- sizes ---- */
@@ -65,7 +73,10 @@ struct g3_context {
 typedef struct ctx_sizes {
     uint32_t n_ctx, n_ubatch, n_threads, n_seq;
     g3_kv_type kv_type;
+    g3_device device;
+    bool exact;
     uint64_t floats, doubles, rows, qa, qh, mm, total;
+    uint64_t cuda_kv; /* CUDA: device bytes of the KV caches (total: of the scratch) */
 } ctx_sizes;
 
 static uint32_t max3(uint32_t a, uint32_t b, uint32_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
@@ -112,6 +123,21 @@ static int resolve_params(const g3_model *model, const g3_context_params *params
         return g3_fail(err, "%u threads requested, but this process can run on %u CPUs", s->n_threads, usable);
     s->kv_type = params ? params->kv_type : G3_KV_F32;
     if (g3_plan_kv_check(c, s->kv_type, err)) return -1;
+    s->exact = params && params->exact_activations;
+    const g3_device asked = params ? params->device : G3_DEVICE_AUTO;
+    char why[256] = "";
+    s->device = g3_device_resolve(asked, why, sizeof why);
+    if (asked == G3_DEVICE_CUDA && s->device != G3_DEVICE_CUDA)
+        return g3_fail(err, "the CUDA device was asked for, but %s", why);
+    if (s->device == G3_DEVICE_CUDA) {
+        if (g3_cuda_kv_type_check(s->kv_type, err)) return -1;
+        uint32_t slots[G3_MAX_LAYERS];
+        for (uint32_t il = 0; il < c->n_layer; il++) slots[il] = g3_plan_kv_layer_slots(c, il, s->n_ctx, s->n_ubatch);
+        const g3_cuda_ctx_params cp = {.n_ctx = s->n_ctx, .n_ubatch = s->n_ubatch, .n_seq = s->n_seq,
+                                       .kv_type = s->kv_type, .n_slots = slots, .exact = s->exact};
+        g3_cuda_ctx_bytes(c, &cp, &s->cuda_kv, &s->total);
+        return 0;
+    }
     plan_scratch(c, *kernels, s);
     return 0;
 }
@@ -121,10 +147,36 @@ int g3_context_memory(const g3_model *model, const g3_context_params *params, ui
     ctx_sizes s = {0};
     const g3_kernels *k = NULL;
     if (resolve_params(model, params, &s, &k, err)) return -1;
-    *kv_bytes = g3_kv_cache_bytes(&model->cfg, s.n_ctx, s.n_ubatch, s.kv_type) * s.n_seq;
+    *kv_bytes = s.device == G3_DEVICE_CUDA ? s.cuda_kv
+                                            : g3_kv_cache_bytes(&model->cfg, s.n_ctx, s.n_ubatch, s.kv_type) * s.n_seq;
     *scratch_bytes = s.total;
     return 0;
 }
+
+/* ---- devices ---- */
+
+const char *g3_device_name(g3_device d) {
+    switch (d) {
+    case G3_DEVICE_AUTO: return "auto";
+    case G3_DEVICE_CPU: return "cpu";
+    case G3_DEVICE_CUDA: return "cuda";
+    default: return NULL;
+    }
+}
+
+int g3_device_from_name(const char *name) {
+    for (int d = G3_DEVICE_AUTO; d <= G3_DEVICE_CUDA; d++)
+        if (!strcmp(name, g3_device_name((g3_device)d))) return d;
+    return -1;
+}
+
+g3_device g3_device_resolve(g3_device d, char *why, size_t why_cap) {
+    if (why && why_cap) why[0] = 0;
+    if (d == G3_DEVICE_CPU) return G3_DEVICE_CPU;
+    return g3_cuda_device_count(why, why_cap) > 0 ? G3_DEVICE_CUDA : G3_DEVICE_CPU;
+}
+
+g3_device g3_context_device(const g3_context *ctx) { return ctx->device; }
 
 /* ---- what a decode step reads ---- */
 
@@ -159,12 +211,93 @@ static float *alloc_floats(uint64_t n) {
     return posix_memalign(&p, 64, (size_t)(n ? n : 1) * sizeof(float)) == 0 ? p : NULL;
 }
 
+/* A cache that holds only positions (the rows are on the GPU): the ring
+ * sizes of the planner, no host memory for keys and values. */
+static int kv_meta_init(g3_kv_cache *kv, const g3_config *cfg, uint32_t n_ctx, uint32_t slack, g3_kv_type type,
+                        g3_error *err) {
+    memset(kv, 0, sizeof *kv);
+    kv->n_layer = cfg->n_layer;
+    kv->kv_dim = cfg->n_head_kv * cfg->head_dim;
+    kv->type = type;
+    kv->n_ctx = n_ctx;
+    kv->n_slots = calloc(cfg->n_layer, sizeof *kv->n_slots);
+    if (!kv->n_slots) return g3_fail(err, "out of memory");
+    for (uint32_t il = 0; il < cfg->n_layer; il++) kv->n_slots[il] = g3_plan_kv_layer_slots(cfg, il, n_ctx, slack);
+    return 0;
+}
+
+/* The weights' device copy, made by the first CUDA context of the model
+ * and kept with it (the model is otherwise read-only here). */
+static int model_on_device(const g3_model *model, uint64_t *upload_bytes, bool upload, g3_error *err) {
+    const g3_config *c = &model->cfg;
+    const g3_weights *w = &model->w;
+    *upload_bytes = 0;
+    if (model->cuda) return 0;
+    g3_cuda_layer_src *layers = calloc(c->n_layer, sizeof *layers);
+    if (!layers) return g3_fail(err, "out of memory");
+    for (uint32_t il = 0; il < c->n_layer; il++) {
+        const g3_layer_weights *L = &w->layers[il];
+        layers[il] = (g3_cuda_layer_src){L->attn_norm, L->q_norm, L->k_norm, L->post_attn_norm, L->ffn_norm,
+                                         L->post_ffn_norm, L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+    }
+    *upload_bytes = g3_cuda_model_bytes_for(c, layers, &w->output);
+    int rc = 0;
+    if (upload) rc = g3_cuda_model_new(c, layers, w->output_norm, &w->output, &((g3_model *)model)->cuda, err);
+    free(layers);
+    return rc;
+}
+
+static int context_new_cuda(const g3_model *model, const g3_context_params *params, const ctx_sizes *s,
+                            g3_context **out, g3_error *err) {
+    const g3_config *c = &model->cfg;
+    g3_cuda_device_info info;
+    uint64_t upload = 0;
+    if (g3_cuda_device_info_get(&info, err) || model_on_device(model, &upload, false, err)) return -1;
+    const uint64_t need = upload + s->cuda_kv + s->total;
+    if (need > info.free_bytes && !(params && params->skip_memory_check))
+        return g3_fail(err,
+                       "a context of %u positions with batch %u needs %.1f MiB of GPU memory (weights %.1f MiB, "
+                       "%s KV cache %.1f MiB, scratch %.1f MiB), but the %s has %.1f MiB free",
+                       s->n_ctx, s->n_ubatch, need / 1048576.0, upload / 1048576.0, g3_kv_type_name(s->kv_type),
+                       s->cuda_kv / 1048576.0, s->total / 1048576.0, info.name, info.free_bytes / 1048576.0);
+    if (model_on_device(model, &upload, true, err)) return -1;
+    g3_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return g3_fail(err, "out of memory");
+    ctx->model = model;
+    ctx->device = G3_DEVICE_CUDA;
+    ctx->n_ubatch = s->n_ubatch;
+    ctx->scratch_bytes = s->total;
+    ctx->kv = calloc(s->n_seq, sizeof *ctx->kv);
+    ctx->host_x = alloc_floats((uint64_t)s->n_ubatch * c->n_embd);
+    ctx->row_kv = malloc(sizeof *ctx->row_kv * s->n_ubatch);
+    ctx->row_pos = malloc(sizeof *ctx->row_pos * s->n_ubatch);
+    ctx->row_seq = malloc(sizeof *ctx->row_seq * s->n_ubatch);
+    if (!ctx->kv || !ctx->host_x || !ctx->row_kv || !ctx->row_pos || !ctx->row_seq) {
+        g3_context_free(ctx);
+        return g3_fail(err, "out of memory");
+    }
+    for (; ctx->n_seq < s->n_seq; ctx->n_seq++)
+        if (kv_meta_init(&ctx->kv[ctx->n_seq], c, s->n_ctx, s->n_ubatch, s->kv_type, err)) {
+            g3_context_free(ctx);
+            return -1;
+        }
+    const g3_cuda_ctx_params cp = {.n_ctx = s->n_ctx, .n_ubatch = s->n_ubatch, .n_seq = s->n_seq,
+                                   .kv_type = s->kv_type, .n_slots = ctx->kv[0].n_slots, .exact = s->exact};
+    if (g3_cuda_ctx_new(model->cuda, &cp, &ctx->cuda, err)) {
+        g3_context_free(ctx);
+        return -1;
+    }
+    *out = ctx;
+    return 0;
+}
+
 int g3_context_new(const g3_model *model, const g3_context_params *params, g3_context **out, g3_error *err) {
     *out = NULL;
     const g3_config *c = &model->cfg;
     ctx_sizes s = {0};
     const g3_kernels *k = NULL;
     if (resolve_params(model, params, &s, &k, err)) return -1;
+    if (s.device == G3_DEVICE_CUDA) return context_new_cuda(model, params, &s, out, err);
     /* refuse before allocating what the machine cannot hold */
     const uint64_t kv_bytes = g3_kv_cache_bytes(c, s.n_ctx, s.n_ubatch, s.kv_type) * s.n_seq,
                    need = kv_bytes + s.total;
@@ -179,6 +312,7 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     g3_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return g3_fail(err, "out of memory");
     ctx->model = model;
+    ctx->device = G3_DEVICE_CPU;
     ctx->n_ubatch = s.n_ubatch;
     ctx->k = k;
     const uint32_t kt = (uint32_t)s.kv_type; /* a path without its own kernel for a type uses the reference */
@@ -238,6 +372,9 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
 
 void g3_context_free(g3_context *ctx) {
     if (!ctx) return;
+    g3_cuda_ctx_free(ctx->cuda);
+    free(ctx->host_x);
+    free(ctx->row_seq);
     for (uint32_t i = 0; i < ctx->n_seq; i++) g3_kv_cache_free(&ctx->kv[i]);
     free(ctx->kv);
     free(ctx->row_kv);
@@ -471,8 +608,47 @@ static g3_qa *q8_for(g3_context *ctx, g3_qa *qa, uint32_t T, uint32_t K, const g
  * row_kv[t]: one sequence's consecutive positions, or one position each of
  * several sequences (batched decoding). Inputs are token ids, or embeddings
  * when tokens is NULL. */
-static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *embd, uint32_t T,
-                           bool bidirectional, float *logits, bool all_logits) {
+/* each row's cache now holds its position; the ring of a local layer
+ * keeps positions from n_past - slots on */
+static void advance_caches(g3_context *ctx, uint32_t T) {
+    const g3_config *c = &ctx->model->cfg;
+    for (uint32_t t = 0; t < T; t++) {
+        g3_kv_cache *kv = ctx->row_kv[t];
+        if (ctx->row_pos[t] + 1 > kv->n_past) kv->n_past = ctx->row_pos[t] + 1;
+        for (uint32_t il = 0; il < c->n_layer; il++) {
+            uint32_t slots = kv->n_slots[il];
+            if (kv->n_past > slots && kv->n_past - slots > kv->n_valid_from) kv->n_valid_from = kv->n_past - slots;
+        }
+    }
+}
+
+/* The same batch on the GPU: the embedding rows are looked up here (as
+ * below), the rest runs in the CUDA backend. */
+static int forward_ubatch_cuda(g3_context *ctx, const int32_t *tokens, const float *embd, uint32_t T,
+                               bool bidirectional, float *logits, bool all_logits, g3_error *err) {
+    const g3_model *m = ctx->model;
+    const uint32_t E = m->cfg.n_embd;
+    const float emb_scale = sqrtf((float)E);
+    for (uint32_t t = 0; t < T; t++) {
+        float *x = ctx->host_x + (size_t)t * E;
+        if (tokens) {
+            g3_matrix_get_row(&m->w.token_embd, (uint64_t)tokens[t], x);
+            for (uint32_t i = 0; i < E; i++) x[i] *= emb_scale;
+        } else {
+            memcpy(x, embd + (size_t)t * E, sizeof(float) * E);
+        }
+        ctx->row_seq[t] = (uint32_t)(ctx->row_kv[t] - ctx->kv);
+    }
+    const g3_cuda_batch b = {.T = T, .x = ctx->host_x, .seq = ctx->row_seq, .pos = ctx->row_pos,
+                             .bidirectional = bidirectional, .logits = logits, .all_logits = all_logits};
+    if (g3_cuda_forward(ctx->cuda, &b, err)) return -1;
+    advance_caches(ctx, T);
+    return 0;
+}
+
+static int forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *embd, uint32_t T,
+                          bool bidirectional, float *logits, bool all_logits, g3_error *err) {
+    if (ctx->cuda) return forward_ubatch_cuda(ctx, tokens, embd, T, bidirectional, logits, all_logits, err);
     const g3_model *m = ctx->model;
     const g3_config *c = &m->cfg;
     const g3_weights *w = &m->w;
@@ -565,16 +741,8 @@ static void forward_ubatch(g3_context *ctx, const int32_t *tokens, const float *
             for (uint32_t t = 0; t < rows; t++) g3_softcap(logits + (size_t)t * c->n_vocab, (int)c->n_vocab, c->final_softcap);
     }
 
-    /* each row's cache now holds its position; the ring of a local layer
-     * keeps positions from n_past - slots on */
-    for (uint32_t t = 0; t < T; t++) {
-        g3_kv_cache *kv = ctx->row_kv[t];
-        if (ctx->row_pos[t] + 1 > kv->n_past) kv->n_past = ctx->row_pos[t] + 1;
-        for (uint32_t il = 0; il < c->n_layer; il++) {
-            uint32_t slots = kv->n_slots[il];
-            if (kv->n_past > slots && kv->n_past - slots > kv->n_valid_from) kv->n_valid_from = kv->n_past - slots;
-        }
-    }
+    advance_caches(ctx, T);
+    return 0;
 }
 
 static int check_seq(const g3_context *ctx, uint32_t seq, uint32_t n, g3_error *err) {
@@ -608,8 +776,8 @@ static void rows_of_seq(g3_context *ctx, uint32_t seq, uint32_t len) {
 }
 
 /* Splits the work into ubatches; logits rows follow the positions. */
-static void eval_split(g3_context *ctx, uint32_t seq, const int32_t *tokens, const float *embd, uint32_t n,
-                       float *logits, bool all_logits) {
+static int eval_split(g3_context *ctx, uint32_t seq, const int32_t *tokens, const float *embd, uint32_t n,
+                      float *logits, bool all_logits, g3_error *err) {
     const g3_config *c = &ctx->model->cfg;
     for (uint32_t done = 0; done < n;) {
         uint32_t len = n - done < ctx->n_ubatch ? n - done : ctx->n_ubatch;
@@ -618,10 +786,12 @@ static void eval_split(g3_context *ctx, uint32_t seq, const int32_t *tokens, con
         if (logits && all_logits) rows = logits + (size_t)done * c->n_vocab;
         else if (logits && last) rows = logits;
         rows_of_seq(ctx, seq, len);
-        forward_ubatch(ctx, tokens ? tokens + done : NULL, embd ? embd + (size_t)done * c->n_embd : NULL,
-                       len, false, rows, all_logits);
+        if (forward_ubatch(ctx, tokens ? tokens + done : NULL, embd ? embd + (size_t)done * c->n_embd : NULL,
+                           len, false, rows, all_logits, err))
+            return -1;
         done += len;
     }
+    return 0;
 }
 
 int g3_eval(g3_context *ctx, const int32_t *tokens, uint32_t n, float *logits, bool all_logits,
@@ -632,8 +802,7 @@ int g3_eval(g3_context *ctx, const int32_t *tokens, uint32_t n, float *logits, b
 int g3_eval_seq(g3_context *ctx, uint32_t seq, const int32_t *tokens, uint32_t n, float *logits, bool all_logits,
                 g3_error *err) {
     if (check_seq(ctx, seq, n, err) || check_tokens(ctx, tokens, n, err)) return -1;
-    eval_split(ctx, seq, tokens, NULL, n, logits, all_logits);
-    return 0;
+    return eval_split(ctx, seq, tokens, NULL, n, logits, all_logits, err);
 }
 
 int g3_eval_embeddings(g3_context *ctx, const float *embd, uint32_t n, bool bidirectional,
@@ -644,17 +813,13 @@ int g3_eval_embeddings(g3_context *ctx, const float *embd, uint32_t n, bool bidi
 int g3_eval_embeddings_seq(g3_context *ctx, uint32_t seq, const float *embd, uint32_t n, bool bidirectional,
                            float *logits, bool all_logits, g3_error *err) {
     if (check_seq(ctx, seq, n, err)) return -1;
-    if (!bidirectional) {
-        eval_split(ctx, seq, NULL, embd, n, logits, all_logits);
-        return 0;
-    }
+    if (!bidirectional) return eval_split(ctx, seq, NULL, embd, n, logits, all_logits, err);
     /* one image must be one batch: its positions see each other */
     if (n > ctx->n_ubatch)
         return g3_fail(err, "a bidirectional block of %u positions exceeds the batch size %u", n,
                        ctx->n_ubatch);
     rows_of_seq(ctx, seq, n);
-    forward_ubatch(ctx, NULL, embd, n, true, logits, all_logits);
-    return 0;
+    return forward_ubatch(ctx, NULL, embd, n, true, logits, all_logits, err);
 }
 
 int g3_decode_batch(g3_context *ctx, const uint32_t *seqs, const int32_t *tokens, uint32_t n, float *logits,
@@ -671,6 +836,5 @@ int g3_decode_batch(g3_context *ctx, const uint32_t *seqs, const int32_t *tokens
         ctx->row_kv[t] = &ctx->kv[seqs[t]];
         ctx->row_pos[t] = ctx->row_kv[t]->n_past;
     }
-    forward_ubatch(ctx, tokens, NULL, n, false, logits, logits != NULL);
-    return 0;
+    return forward_ubatch(ctx, tokens, NULL, n, false, logits, logits != NULL, err);
 }

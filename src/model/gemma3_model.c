@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "base/error.h"
+#include "cuda/g3_cuda.h"
 #include "model/gemma3_config.h"
 #include "tensor/type_info.h"
 
@@ -24,6 +25,7 @@ fail:
 
 void g3_model_free(g3_model *m) {
     if (!m) return;
+    g3_cuda_model_free(m->cuda);
     g3_weights_free(&m->w);
     if (m->gguf) g3_gguf_close(m->gguf);
     free(m);

@@ -6,10 +6,15 @@
 #include "model/gemma3_weights.h"
 #include "model/gguf.h"
 
+struct g3_cuda_model;
+
 struct g3_model {
     g3_gguf *gguf;
     g3_config cfg;
     g3_weights w;
+    /* the weights in GPU memory: uploaded by the first CUDA context, kept
+     * for the model's life (src/cuda/g3_cuda.h) */
+    struct g3_cuda_model *cuda;
 };
 
 /* The parsed file, for layers above the model (the tokenizer reads its
