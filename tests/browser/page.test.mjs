@@ -135,7 +135,7 @@ function makePdf(text) {
 let browser;
 let server;
 
-async function openPage(base, { width = 1280, height = 800, colorScheme = 'light', hash = '' } = {}) {
+async function openPage(base, { width = 1280, height = 800, colorScheme = 'light', hash = '', ready = true } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, colorScheme });
   const page = await context.newPage();
   const problems = { dialogs: [], errors: [], csp: [] };
@@ -145,7 +145,7 @@ async function openPage(base, { width = 1280, height = 800, colorScheme = 'light
     if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) problems.csp.push(m.text());
   });
   await page.goto(`${base}/${hash}`);
-  await page.waitForSelector('body.ready', { timeout: 20000 });
+  if (ready) await page.waitForSelector('body.ready', { timeout: 20000 });
   return { page, context, problems };
 }
 
@@ -321,6 +321,19 @@ test('attachments: too many images for the conversation are refused before uploa
   assert.equal(await page.inputValue('#input'), 'two images', 'the message stays in the box');
   await page.click('#chips .chip:nth-child(2) .chip-remove');
   await page.waitForSelector('#notice', { state: 'hidden' });
+  // Dropped on the page, and pasted into the box: chips too.
+  await page.evaluate(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['int main(void) { return 0; }\n'], 'main.c', { type: 'text/x-csrc' }));
+    for (const type of ['dragenter', 'dragover', 'drop']) {
+      document.getElementById('transcript').dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }
+    const paste = new DataTransfer();
+    paste.items.add(new File(['plain words'], 'notes.txt', { type: 'text/plain' }));
+    document.getElementById('input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: paste, bubbles: true, cancelable: true }));
+  });
+  await page.waitForFunction(() => document.querySelectorAll('#chips .chip.text').length === 2);
+  assert.equal(await page.isHidden('#drop-overlay'), true);
   assertClean(problems);
   await context.close();
 });
@@ -377,6 +390,78 @@ test('hostile Markdown renders inert: raw HTML shown as text, javascript: links 
   assert.ok(found.text.includes('<img src=x onerror=alert(1)>'), `the HTML shows as typed: ${found.text}`);
   assertClean(problems);
   await context.close();
+});
+
+test('the list: rename, search by title, delete; edit and resend the last message', async () => {
+  const { page, context, problems } = await openPage(server.base);
+  await page.click('#new-chat');
+  await setSetting(page, 'max_tokens', 20);
+  await send(page, 'A message to edit');
+  const id = await convId(page);
+  const item = `#conv-list li[data-id="${id}"]`;
+  await page.waitForSelector(item);
+
+  await page.click(`${item} .rename`);
+  await page.fill(`${item} input.conv-rename`, 'Renamed by the browser test');
+  await page.press(`${item} input.conv-rename`, 'Enter');
+  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes('Renamed by the browser test'), item);
+  assert.equal((await apiGet(server, `/api/conversations/${id}`)).title, 'Renamed by the browser test');
+  assert.equal(await page.textContent('#conv-title'), 'Renamed by the browser test');
+
+  await page.fill('#search', 'by the browser');
+  await page.waitForFunction(() => document.querySelectorAll('#conv-list li.conv-item').length === 1);
+  await page.fill('#search', 'no title has this');
+  await page.waitForSelector('#conv-list li.conv-none');
+  await page.fill('#search', '');
+  await page.waitForSelector(item);
+
+  // Edit the last user message: it is replaced (not added), with a new answer.
+  const before = await answers(page);
+  const lastUser = page.locator('#transcript article.msg.user').last();
+  await lastUser.locator('[data-action="edit"]').click();
+  await lastUser.locator('textarea').fill('An edited message');
+  await lastUser.locator('.btn.primary').click();
+  await waitAnswer(page, before);
+  const conv = await apiGet(server, `/api/conversations/${id}`);
+  assert.deepEqual(conv.messages.map((m) => m.role), ['user', 'assistant']);
+  assert.equal(conv.messages[0].content, 'An edited message');
+  assert.match(await page.textContent('#transcript article.msg.user .msg-body'), /An edited message/);
+
+  await page.click(`${item} .delete`);
+  await page.click(`${item} .delete`); // the second press confirms
+  await page.waitForSelector(item, { state: 'detached' });
+  assert.equal((await fetch(`${server.base}/api/conversations/${id}`)).status, 404);
+  assert.equal(await page.textContent('#conv-title'), 'New chat');
+  assertClean(problems);
+  await context.close();
+});
+
+test('API key: asked once in the page (no prompt()), kept in the browser, sent as Bearer', async () => {
+  const KEY = 'browser-test-key';
+  const keyed = await startServer({ db: path.join(TMP, 'keyed.db'), extra: ['--api-key', KEY] });
+  try {
+    assert.equal((await fetch(`${keyed.base}/api/info`)).status, 401);
+    assert.equal((await fetch(`${keyed.base}/`)).status, 200, 'the page itself needs no key');
+    const { page, context, problems } = await openPage(keyed.base, { ready: false });
+    await page.waitForSelector('#key-dialog[open]');
+    await page.fill('#key-input', 'wrong-key');
+    await page.press('#key-input', 'Enter');
+    await page.waitForFunction(() => /refused/.test(document.getElementById('key-message').textContent));
+    await page.fill('#key-input', KEY);
+    await page.press('#key-input', 'Enter');
+    await page.waitForSelector('body.ready');
+    assert.equal(await page.evaluate(() => localStorage.getItem('gemma-chat.api-key')), KEY);
+    await setSetting(page, 'max_tokens', 10);
+    await send(page, 'hello with a key');
+    assert.equal(await page.locator('#transcript .msg.error').count(), 0);
+    await page.reload();
+    await page.waitForSelector('body.ready');
+    assert.equal(await page.isVisible('#key-dialog'), false, 'not asked again');
+    assertClean(problems);
+    await context.close();
+  } finally {
+    await stopServer(keyed);
+  }
 });
 
 test('screenshots at 1280x800 and 390x844, light and dark', async () => {
