@@ -115,6 +115,11 @@ export const post = (path, body, signal) => request('POST', path, body, signal);
 export const patch = (path, body) => request('PATCH', path, body);
 export const del = (path) => request('DELETE', path);
 
+// A response's bytes (an export, an attachment) as a Blob.
+export async function blob(path) {
+  return (await send(path)).blob();
+}
+
 // An attachment's bytes as a blob: URL (an <img src> could not carry the key).
 const blobUrls = new Map();
 export async function attachmentUrl(id) {

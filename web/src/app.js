@@ -260,6 +260,7 @@ function statusFromResult(r) {
 
 function setTitle() {
   const title = S.conv ? S.conv.title || 'Untitled' : 'New chat';
+  ui.exportBtn.hidden = !S.conv;
   ui.title.textContent = title;
   document.title = S.conv ? `${title} · gemma-chat` : 'gemma-chat';
 }
@@ -333,6 +334,21 @@ function onSettingsChange(change) {
       appendError(e);
     }
   });
+}
+
+// The conversation as Markdown (the server's export), saved as a file.
+async function exportConversation() {
+  if (!S.conv) return;
+  try {
+    const data = await api.blob(`/api/conversations/${S.conv.id}/export?format=md`);
+    const link = el('a');
+    link.href = URL.createObjectURL(data);
+    link.download = `${(S.conv.title || 'conversation').replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '_').slice(0, 80)}.md`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  } catch (e) {
+    appendError(e);
+  }
 }
 
 // ---- sending ---------------------------------------------------------------------------
@@ -586,6 +602,7 @@ function wire() {
     addFiles([...e.dataTransfer.files]);
   });
   $('new-chat').addEventListener('click', newConversation);
+  ui.exportBtn.addEventListener('click', exportConversation);
   ui.toggleSidebar.addEventListener('click', () => {
     const open = !ui.sidebar.classList.contains('open');
     ui.sidebar.classList.toggle('open', open);
@@ -618,7 +635,7 @@ async function start() {
     input: 'input', send: 'send', stop: 'stop', attach: 'attach', fileInput: 'file-input', status: 'status',
     title: 'conv-title', modelName: 'model-name', sidebar: 'sidebar', scrim: 'scrim', settings: 'settings',
     toggleSidebar: 'toggle-sidebar', toggleSettings: 'toggle-settings', dropOverlay: 'drop-overlay',
-    keyDialog: 'key-dialog',
+    keyDialog: 'key-dialog', exportBtn: 'export',
   })) ui[k] = $(id);
 
   settings = new SettingsPanel({
