@@ -108,6 +108,15 @@ int g3_device_from_name(const char *name); /* -1 if unknown */
 /* AUTO resolved for this machine; why (may be NULL) says why CUDA was not
  * chosen when AUTO falls back to the CPU, or why CUDA is unavailable. */
 g3_device g3_device_resolve(g3_device d, char *why, size_t why_cap);
+/* The GPU the CUDA backend uses: its name and memory (in use by every
+ * process, the CUDA context included). The backend allocates everything
+ * when a model's first context is made, so after a run this is its peak.
+ * Fails without a GPU or without the backend in the build. */
+typedef struct g3_gpu_info {
+    char name[96];
+    uint64_t total_bytes, used_bytes;
+} g3_gpu_info;
+int g3_gpu_info_get(g3_gpu_info *out, g3_error *err);
 
 typedef struct g3_context_params {
     uint32_t n_ctx;     /* positions the context can hold; 0 = the model's */
@@ -144,6 +153,12 @@ int g3_context_memory(const g3_model *model, const g3_context_params *params, ui
                       uint64_t *scratch_bytes, g3_error *err);
 void g3_context_free(g3_context *ctx);
 g3_device g3_context_device(const g3_context *ctx); /* CPU or CUDA, never AUTO */
+/* GPU memory a CUDA context of these parameters takes: the weights' device
+ * copy (made once per model), the KV caches and the scratch; what
+ * g3_context_new allocates there. Needs no GPU; fails when this binary lacks
+ * the CUDA backend or the KV type is not one it has. */
+int g3_gpu_context_memory(const g3_model *model, const g3_context_params *params, uint64_t *weights_bytes,
+                          uint64_t *kv_bytes, uint64_t *scratch_bytes, g3_error *err);
 uint32_t g3_context_n_ctx(const g3_context *ctx);
 uint32_t g3_context_n_seq(const g3_context *ctx);
 uint32_t g3_context_n_ubatch(const g3_context *ctx); /* the most rows one forward pass takes */

@@ -30,6 +30,12 @@ int app_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t 
 #define APP_DEFAULT_KV_TYPE G3_KV_F16
 /* --kv-type: f16, bf16, q8_0, f32. */
 int app_parse_kv_type(const char *cmd, const char *flag, const char *text, g3_kv_type *out);
+/* --device: cuda, cpu or auto (the default: cuda when this binary has the
+ * CUDA backend and a GPU is present). */
+int app_parse_device(const char *cmd, const char *flag, const char *text, g3_device *out);
+#define APP_DEVICE_HELP \
+    "  --device D              cuda or cpu (default: cuda when this binary has the CUDA\n" \
+    "                          backend and a GPU is present, else cpu)\n"
 #define APP_MAX_INPUT_FILE ((size_t)1 << 30)
 /* Reads a whole input file (malloc'd, NUL-terminated, *len bytes which may
  * include NULs); NULL after printing why. */

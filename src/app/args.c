@@ -53,6 +53,16 @@ int app_parse_kv_type(const char *cmd, const char *flag, const char *text, g3_kv
     return 0;
 }
 
+int app_parse_device(const char *cmd, const char *flag, const char *text, g3_device *out) {
+    const int d = g3_device_from_name(text);
+    if (d < 0) {
+        app_error(cmd, "%s must be cuda, cpu or auto, got '%s'", flag, text);
+        return -1;
+    }
+    *out = (g3_device)d;
+    return 0;
+}
+
 int app_check_mem_limit(const char *cmd) {
     const char *v = getenv("G3_MEM_LIMIT");
     if (!v || !*v) return 0;

@@ -35,6 +35,8 @@ typedef struct bench_opts {
     uint32_t n_prompt, n_gen, n_threads, reps, n_ctx;
     g3_kv_type kv_type;
     bool json;
+    g3_device device;
+    uint32_t parallel; /* sequences decoded together in the tg test */
 } bench_opts;
 
 static void usage(FILE *out) {
@@ -47,6 +49,10 @@ static void usage(FILE *out) {
             "  -r N     repetitions after one warm-up run (default 3)\n"
             "  -c N     context size, for the memory line (default 4096, at least p and n)\n"
             "  --kv-type T  KV cache type: f16 (default), bf16, q8_0, f32\n"
+            "  --parallel N decode N sequences together in the tg test (one batched forward\n"
+            "           pass per step; the figure is all sequences' tokens per second)\n"
+            "  --device D   cuda or cpu (default: cuda when this binary has the CUDA backend and a\n"
+            "           GPU is present); on cuda the memory line is the GPU's\n"
             "  --json   one JSON object instead of the table\n");
 }
 
@@ -76,6 +82,8 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         else if (strcmp(a, "-r") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1000, &o->reps)) return -1; }
         else if (strcmp(a, "-c") == 0 || strcmp(a, "--ctx-size") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1u << 24, &o->n_ctx)) return -1; }
         else if (strcmp(a, "--kv-type") == 0) { if (app_parse_kv_type(k_cmd, a, v, &o->kv_type)) return -1; }
+        else if (strcmp(a, "--device") == 0) { if (app_parse_device(k_cmd, a, v, &o->device)) return -1; }
+        else if (strcmp(a, "--parallel") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 256, &o->parallel)) return -1; }
         else {
             app_error(k_cmd, "unknown option '%s'", a);
             return -1;
@@ -228,6 +236,29 @@ fail:
     return -1;
 }
 
+/* Decode with P sequences: n steps, each one batched forward pass of one
+ * token per sequence; tokens/s of all sequences together. */
+static int run_tg_parallel(g3_context *ctx, const int32_t *ids, uint32_t n, uint32_t P, float *logits,
+                           double *tok_s) {
+    g3_error err;
+    uint32_t seqs[256];
+    int32_t toks[256];
+    for (uint32_t s = 0; s < P; s++) {
+        seqs[s] = s;
+        if (g3_context_truncate_seq(ctx, s, 0, &err)) goto fail;
+    }
+    const double t0 = now_s();
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t s = 0; s < P; s++) toks[s] = ids[(i + 7 * s) % n];
+        if (g3_decode_batch(ctx, seqs, toks, P, logits, &err)) goto fail;
+    }
+    *tok_s = (double)n * P / (now_s() - t0);
+    return 0;
+fail:
+    app_error(k_cmd, "%s", err.msg);
+    return -1;
+}
+
 static uint64_t rss_bytes(void) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return 0;
@@ -252,6 +283,8 @@ typedef struct results {
     double bandwidth;       /* bytes/s */
     uint64_t bytes_per_token;
     uint64_t kv_bytes, scratch_bytes, rss;
+    bool gpu;
+    g3_gpu_info gpu_info; /* after the runs */
 } results;
 
 /* Bytes per cached value (q8_0: 34 per block of 32). */
@@ -285,6 +318,16 @@ static void print_table(const bench_opts *o, const char *name, const g3_model_st
         snprintf(ts, sizeof ts, "%.2f ± %.2f", r->tg.mean, r->tg.sd);
         printf("| %-14s | %10s | %-6s | %7u | %6s | %17s |\n", name, size, type, o->n_threads, test, ts);
     }
+    if (o->parallel > 1 && r->tg_done) printf("(tg: %u sequences decoded together; t/s counts all of them)\n", o->parallel);
+    if (r->gpu) {
+        printf("\ndevice: %s (CUDA backend); %s KV cache %.1f MiB + scratch %.1f MiB on the GPU (context %u, "
+               "batch %u, %u sequence%s); GPU memory in use after the runs (peak: nothing is allocated while "
+               "evaluating) %.1f MiB of %.1f MiB; %.1f MB of weights read per decoded token\n",
+               r->gpu_info.name, g3_kv_type_name(o->kv_type), r->kv_bytes / 1048576.0, r->scratch_bytes / 1048576.0,
+               o->n_ctx, o->n_ctx < 512 ? o->n_ctx : 512, o->parallel, o->parallel == 1 ? "" : "s",
+               r->gpu_info.used_bytes / 1048576.0, r->gpu_info.total_bytes / 1048576.0, r->bytes_per_token / 1e6);
+        return;
+    }
     printf("\nkernels %s on %s, %u threads\n", si->kernels, si->cpu, o->n_threads);
     if (r->bandwidth > 0) {
         const double roof = r->bandwidth / (double)r->bytes_per_token;
@@ -311,13 +354,17 @@ static void print_json(const bench_opts *o, const char *name, const g3_model_sta
            g3_kv_type_name(o->kv_type));
     printf("\"pp\": {\"n\": %u, \"tok_s\": %.3f}, ", o->n_prompt, r->pp_done ? r->pp.mean : 0.0);
     printf("\"tg\": {\"n\": %u, \"tok_s\": %.3f}, ", o->n_gen, r->tg_done ? r->tg.mean : 0.0);
+    printf("\"device\": \"%s\", \"parallel\": %u, \"gpu_mem_used_bytes\": %llu, \"kv_bytes\": %llu, ",
+           r->gpu ? "cuda" : "cpu", o->parallel, (unsigned long long)(r->gpu ? r->gpu_info.used_bytes : 0),
+           (unsigned long long)r->kv_bytes);
     printf("\"bandwidth_gbs\": %.3f, \"bytes_per_token\": %llu, \"roofline_fraction\": %.4f}\n",
            r->bandwidth / 1e9, (unsigned long long)r->bytes_per_token,
            roof > 0 && r->tg_done ? r->tg.mean / roof : 0.0);
 }
 
 int cmd_bench(int argc, char **argv) {
-    bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 3, .n_ctx = 4096, .kv_type = APP_DEFAULT_KV_TYPE};
+    bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 3, .n_ctx = 4096, .kv_type = APP_DEFAULT_KV_TYPE,
+                    .parallel = 1};
     if (parse_args(argc, argv, &o)) return 2;
     g3_system_info si;
     g3_error err;
@@ -337,7 +384,15 @@ int cmd_bench(int argc, char **argv) {
     if (o.n_ctx < o.n_prompt) o.n_ctx = o.n_prompt;
     if (o.n_ctx < o.n_gen) o.n_ctx = o.n_gen;
 
-    const double bandwidth_before = measure_bandwidth(o.n_threads);
+    const bool gpu = g3_device_resolve(o.device, NULL, 0) == G3_DEVICE_CUDA;
+    if (o.device == G3_DEVICE_CUDA && !gpu) {
+        char why[256];
+        g3_device_resolve(o.device, why, sizeof why);
+        app_error(k_cmd, "--device cuda: %s", why);
+        return 2;
+    }
+    /* the host's bandwidth says nothing about a run on the GPU */
+    const double bandwidth_before = gpu ? 0.0 : measure_bandwidth(o.n_threads);
     g3_model *model;
     if (g3_model_load(o.model, &model, &err)) {
         app_error(k_cmd, "%s", err.msg);
@@ -348,13 +403,14 @@ int cmd_bench(int argc, char **argv) {
     g3_model_get_stats(model, &ms);
     char name[32];
     model_name(c, name, sizeof name);
-    g3_context_params cp = {.n_ctx = o.n_ctx, .n_threads = o.n_threads, .kv_type = o.kv_type};
+    g3_context_params cp = {.n_ctx = o.n_ctx, .n_threads = o.n_threads, .kv_type = o.kv_type,
+                            .device = o.device, .n_seq = o.parallel};
     results r = {0};
     g3_context *ctx = NULL;
     int rc = 1;
     const uint32_t n_ids = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
     int32_t *ids = malloc(sizeof *ids * (n_ids ? n_ids : 1));
-    float *logits = malloc(sizeof(float) * c->n_vocab);
+    float *logits = malloc(sizeof(float) * c->n_vocab * o.parallel);
     double *v = malloc(sizeof(double) * o.reps);
     if (!ids || !logits || !v) {
         app_error(k_cmd, "out of memory");
@@ -381,16 +437,25 @@ int cmd_bench(int argc, char **argv) {
     }
     if (o.n_gen) {
         random_tokens(ids, o.n_gen, c->n_vocab, 100);
-        if (run_tg(ctx, ids, o.n_gen < 16 ? o.n_gen : 16, logits, &v[0])) goto done; /* warm-up */
+        const uint32_t P = o.parallel;
+        if (P > 1 ? run_tg_parallel(ctx, ids, o.n_gen < 16 ? o.n_gen : 16, P, logits, &v[0])
+                  : run_tg(ctx, ids, o.n_gen < 16 ? o.n_gen : 16, logits, &v[0]))
+            goto done; /* warm-up */
         for (uint32_t i = 0; i < o.reps; i++) {
             random_tokens(ids, o.n_gen, c->n_vocab, 101 + i);
-            if (run_tg(ctx, ids, o.n_gen, logits, &v[i])) goto done;
+            if (P > 1 ? run_tg_parallel(ctx, ids, o.n_gen, P, logits, &v[i]) : run_tg(ctx, ids, o.n_gen, logits, &v[i]))
+                goto done;
             fprintf(stderr, "  tg%u run %u: %.2f tok/s\n", o.n_gen, i + 1, v[i]);
         }
         r.tg = summarize(v, o.reps);
         r.tg_done = true;
     }
     r.rss = rss_bytes();
+    r.gpu = g3_context_device(ctx) == G3_DEVICE_CUDA;
+    if (r.gpu && g3_gpu_info_get(&r.gpu_info, &err)) {
+        app_error(k_cmd, "%s", err.msg);
+        goto done;
+    }
     g3_context_free(ctx);
     ctx = NULL;
     /* bytes per decoded token: the weights, plus the keys and values read at
@@ -398,7 +463,7 @@ int cmd_bench(int argc, char **argv) {
      * while the test stays inside the sliding window) */
     const double kv_row = 2.0 * kv_value_bytes(o.kv_type) * c->n_head_kv * c->head_dim * c->n_layer;
     r.bytes_per_token = ms.decode_bytes + (uint64_t)(kv_row * (o.n_gen / 2));
-    r.bandwidth = measure_bandwidth(o.n_threads);
+    r.bandwidth = r.gpu ? 0.0 : measure_bandwidth(o.n_threads);
     if (bandwidth_before > r.bandwidth) r.bandwidth = bandwidth_before;
     if (o.json) print_json(&o, name, &ms, &r);
     else print_table(&o, name, &ms, &si, &r);

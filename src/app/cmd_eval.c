@@ -29,6 +29,7 @@ typedef struct eval_opts {
     bool fast_activations; /* --activations int15 */
     uint32_t chunk, generate, n_ctx, n_threads;
     g3_kv_type kv_type;
+    g3_device device;
 } eval_opts;
 
 #define MEDIA_MARKER "<__media__>"
@@ -52,6 +53,9 @@ static void usage(FILE *out) {
             "                may use is an error)\n"
             "  --kv-type T   KV cache type: f32 (default here: eval is the numerics check),\n"
             "                f16, bf16 or q8_0\n"
+            "  --device D    cuda or cpu (default: cuda when this binary has the CUDA backend and\n"
+            "                a GPU is present); with cuda, exact activations are f32 products and\n"
+            "                int15 means TF32 tensor-core products for prefill\n"
             "  --activations A  exact (default here: every product in f32) or int15 (the\n"
             "                15-bit activations chat, run and serve use on AVX2/AVX-512)\n"
             "  --mmproj F --image P [--image P2 ...] [--image-wrap official|golden]\n"
@@ -161,6 +165,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         else if (strcmp(a, "-c") == 0 || strcmp(a, "--ctx-size") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1u << 24, &o->n_ctx)) return -1; }
         else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1024, &o->n_threads)) return -1; }
         else if (strcmp(a, "--kv-type") == 0) { if (app_parse_kv_type(k_cmd, a, v, &o->kv_type)) return -1; }
+        else if (strcmp(a, "--device") == 0) { if (app_parse_device(k_cmd, a, v, &o->device)) return -1; }
         else {
             app_error(k_cmd, "unknown option '%s'", a);
             return -1;
@@ -383,9 +388,10 @@ static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t
         return -1;
     }
     g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads, .kv_type = o->kv_type,
-                            .exact_activations = !o->fast_activations};
+                            .exact_activations = !o->fast_activations, .device = o->device};
     g3_context *ctx;
     if (g3_context_new(model, &cp, &ctx, &err)) { app_error(k_cmd, "%s", err.msg); return -1; }
+    if (g3_context_device(ctx) == G3_DEVICE_CUDA) fprintf(stderr, "eval: on the CUDA device\n");
     float *logits = malloc(sizeof(float) * (size_t)n * cfg->n_vocab);
     int64_t *generated = malloc(sizeof(int64_t) * (o->generate + 1));
     int rc = -1;

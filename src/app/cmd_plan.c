@@ -36,6 +36,7 @@ typedef struct options {
     const char *model_path, *mmproj_path, *only_model, *only_format;
     g3_plan_params params;
     bool kv_given, json, verbose;
+    g3_device device;
 } options;
 
 static void usage(FILE *out) {
@@ -52,7 +53,9 @@ static void usage(FILE *out) {
             "  --model SIZE  only 1b, 4b, 12b or 27b;  --weights F  only bf16, q4_0, q8_0, q4_k_m\n"
             "  --ubatch N    tokens per forward chunk = the sliding-window ring slack (default 512)\n"
             "  --parallel N  sequences, one context each (default 1)\n"
-            "  --json        an array of rows for scripts;  --verbose  the arithmetic\n");
+            "  --json        an array of rows for scripts;  --verbose  the arithmetic\n"
+            "  --device cuda (with -m) the GPU memory of the CUDA backend: the weights' device copy,\n"
+            "                the KV cache and the scratch, against the GPU's free memory\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
@@ -69,7 +72,7 @@ static int parse(int argc, char **argv, options *o) {
         } else if (strcmp(a, "-m") == 0 || strcmp(a, "--model-file") == 0 || strcmp(a, "--mmproj") == 0 ||
                    strcmp(a, "--ctx") == 0 || strcmp(a, "-c") == 0 || strcmp(a, "--kv-type") == 0 ||
                    strcmp(a, "--model") == 0 || strcmp(a, "--weights") == 0 ||
-                   strcmp(a, "--ubatch") == 0 || strcmp(a, "--parallel") == 0) {
+                   strcmp(a, "--ubatch") == 0 || strcmp(a, "--parallel") == 0 || strcmp(a, "--device") == 0) {
             const char *v = app_flag_value(cmd, argc, argv, &i);
             if (!v) return -1;
             if (strcmp(a, "-m") == 0 || strcmp(a, "--model-file") == 0) o->model_path = v;
@@ -82,6 +85,8 @@ static int parse(int argc, char **argv, options *o) {
                 if (app_parse_u32(cmd, a, v, 1, 1u << 20, &o->params.n_ubatch)) return -1;
             } else if (strcmp(a, "--parallel") == 0) {
                 if (app_parse_u32(cmd, a, v, 1, 4096, &o->params.n_parallel)) return -1;
+            } else if (strcmp(a, "--device") == 0) {
+                if (app_parse_device(cmd, a, v, &o->device)) return -1;
             } else {
                 if (app_parse_kv_type(cmd, a, v, &o->params.kv_type)) return -1;
                 o->kv_given = true;
@@ -91,6 +96,10 @@ static int parse(int argc, char **argv, options *o) {
             usage(stderr);
             return -1;
         }
+    }
+    if (o->device == G3_DEVICE_CUDA && !o->model_path) {
+        app_error(cmd, "--device cuda needs -m MODEL.gguf");
+        return -1;
     }
     if (!o->model_path && o->mmproj_path) {
         app_error(cmd, "--mmproj needs -m MODEL.gguf");
@@ -146,6 +155,45 @@ static int print_json(cJSON *arr) {
 }
 
 /* ---- one real file -------------------------------------------------------- */
+
+/* --device cuda: the CUDA backend's GPU memory for the file (the vision
+ * encoder stays on the CPU: its weights are not counted). */
+static int plan_gpu(const options *o) {
+    g3_model *model = NULL;
+    g3_error err;
+    if (g3_model_load(o->model_path, &model, &err)) {
+        app_error("plan", "%s", err.msg);
+        return 1;
+    }
+    const g3_context_params cp = {.n_ctx = o->params.n_ctx ? o->params.n_ctx : 32768,
+                                  .n_ubatch = o->params.n_ubatch,
+                                  .kv_type = o->kv_given ? o->params.kv_type : APP_DEFAULT_KV_TYPE,
+                                  .n_seq = o->params.n_parallel ? o->params.n_parallel : 1,
+                                  .device = G3_DEVICE_CUDA};
+    uint64_t w = 0, kv = 0, sc = 0;
+    if (g3_gpu_context_memory(model, &cp, &w, &kv, &sc, &err)) {
+        app_error("plan", "%s", err.msg);
+        g3_model_free(model);
+        return 1;
+    }
+    const uint64_t total = w + kv + sc;
+    printf("%s on the GPU (CUDA backend): context %u, KV %s, %u sequence%s\n", o->model_path, cp.n_ctx,
+           g3_kv_type_name(cp.kv_type), cp.n_seq, cp.n_seq == 1 ? "" : "s");
+    printf("  weights %9.3f GB %10.1f MiB  (device copy of the text model)\n", gb(w), mib(w));
+    printf("  KV      %9.3f GB %10.1f MiB\n", gb(kv), mib(kv));
+    printf("  scratch %9.3f GB %10.1f MiB\n", gb(sc), mib(sc));
+    printf("  total   %9.3f GB %10.1f MiB  (plus the CUDA context, a few hundred MiB)\n", gb(total), mib(total));
+    g3_gpu_info gi;
+    if (g3_gpu_info_get(&gi, &err) == 0) {
+        const uint64_t fr = gi.total_bytes - gi.used_bytes;
+        if (total > fr) printf("  does NOT fit: the %s has %.1f MiB free\n", gi.name, mib(fr));
+        else printf("  fits: the %s has %.1f MiB free\n", gi.name, mib(fr));
+    } else {
+        printf("  no GPU here to compare with (%s)\n", err.msg);
+    }
+    g3_model_free(model);
+    return 0;
+}
 
 static int plan_file(const options *o) {
     g3_plan_params params = o->params;
@@ -368,5 +416,6 @@ int cmd_plan(int argc, char **argv) {
     options o = {0};
     int rc = parse(argc, argv, &o);
     if (rc) return rc > 0 ? 0 : 2;
+    if (o.device == G3_DEVICE_CUDA) return plan_gpu(&o);
     return o.model_path ? plan_file(&o) : plan_builtin(&o);
 }

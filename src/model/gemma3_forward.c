@@ -178,6 +178,39 @@ g3_device g3_device_resolve(g3_device d, char *why, size_t why_cap) {
 
 g3_device g3_context_device(const g3_context *ctx) { return ctx->device; }
 
+static int model_on_device(const g3_model *model, uint64_t *upload_bytes, bool upload, g3_error *err);
+
+int g3_gpu_context_memory(const g3_model *model, const g3_context_params *params, uint64_t *weights_bytes,
+                          uint64_t *kv_bytes, uint64_t *scratch_bytes, g3_error *err) {
+    *weights_bytes = *kv_bytes = *scratch_bytes = 0;
+    if (!g3_cuda_built())
+        return g3_fail(err, "this gemma-chat was built without the CUDA backend (configure with -DG3_CUDA=ON)");
+    g3_context_params p = params ? *params : (g3_context_params){0};
+    p.device = G3_DEVICE_CPU; /* the sizes, without asking for a GPU */
+    ctx_sizes s = {0};
+    const g3_kernels *k = NULL;
+    if (resolve_params(model, &p, &s, &k, err) || g3_cuda_kv_type_check(s.kv_type, err)) return -1;
+    const g3_config *c = &model->cfg;
+    uint32_t slots[G3_MAX_LAYERS];
+    for (uint32_t il = 0; il < c->n_layer; il++) slots[il] = g3_plan_kv_layer_slots(c, il, s.n_ctx, s.n_ubatch);
+    const g3_cuda_ctx_params cp = {.n_ctx = s.n_ctx, .n_ubatch = s.n_ubatch, .n_seq = s.n_seq, .kv_type = s.kv_type,
+                                   .n_slots = slots, .exact = s.exact};
+    g3_cuda_ctx_bytes(c, &cp, kv_bytes, scratch_bytes);
+    if (model->cuda) *weights_bytes = g3_cuda_model_bytes(model->cuda);
+    else if (model_on_device(model, weights_bytes, false, err)) return -1;
+    return 0;
+}
+
+int g3_gpu_info_get(g3_gpu_info *out, g3_error *err) {
+    memset(out, 0, sizeof *out);
+    g3_cuda_device_info info;
+    if (g3_cuda_device_info_get(&info, err)) return -1;
+    snprintf(out->name, sizeof out->name, "%s", info.name);
+    out->total_bytes = info.total_bytes;
+    out->used_bytes = info.total_bytes - info.free_bytes;
+    return 0;
+}
+
 /* ---- what a decode step reads ---- */
 
 void g3_model_get_stats(const g3_model *model, g3_model_stats *out) {
