@@ -12,6 +12,14 @@ if ! npm ci --prefix web --no-audit --no-fund >/dev/null; then
   if [ "${CI:-}" = "true" ]; then echo "test.sh: CI needs web/'s npm packages to build the page" >&2; exit 1; fi
   echo "test.sh: npm ci failed in web/: the build will say whether it can make the page" >&2
 fi
+# The CUDA toolkit (nvcc and the static runtime, from the Python package
+# index into .cuda/): the build then compiles the CUDA backend (src/cuda/),
+# whose tests skip without a GPU. CI must compile it; elsewhere, without
+# the toolkit, the build is CPU-only.
+if ! bash scripts/get-cuda.sh >/dev/null; then
+  if [ "${CI:-}" = "true" ]; then echo "test.sh: CI needs the CUDA toolkit (scripts/get-cuda.sh)" >&2; exit 1; fi
+  echo "test.sh: no CUDA toolkit: the CUDA backend is not compiled" >&2
+fi
 bash scripts/build.sh
 # The real model (Gemma 3 270M) and the Python reference's private venv: the
 # tests on real weights skip without them. CI must have them; a developer
@@ -43,6 +51,7 @@ asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer te
 # worth keeping and every crash it found) replay under the sanitizers too.
 fuzz_replays=()
 for f in fuzz/fuzz_*.c; do t=${f#fuzz/fuzz_}; fuzz_replays+=("fuzz_replay_${t%.c}"); done
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG3_SANITIZE=ON >/dev/null
+# (without the CUDA backend: its runtime is not built for the sanitizers)
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG3_SANITIZE=ON -DG3_CUDA=OFF >/dev/null
 cmake --build build-asan -j"$(nproc)" --target gemma-chat "${asan_tests[@]}" "${fuzz_replays[@]}"
 ctest --test-dir build-asan --output-on-failure -R "^($(IFS='|'; echo "${asan_tests[*]}|${fuzz_replays[*]}"))\$"
