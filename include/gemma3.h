@@ -97,7 +97,8 @@ const char *g3_kv_type_name(g3_kv_type type); /* "bf16"; NULL if unknown */
 int g3_kv_type_from_name(const char *name);   /* case-insensitive; -1 if unknown */
 
 /* Where a context runs the text model. AUTO: the CUDA backend when this
- * binary has it and the driver lists a GPU, else the CPU. */
+ * binary has it and the driver lists a GPU, else the CPU; the environment
+ * variable G3_DEVICE=cpu|cuda pins AUTO for the process. */
 typedef enum g3_device {
     G3_DEVICE_AUTO = 0,
     G3_DEVICE_CPU = 1,

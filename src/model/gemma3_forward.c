@@ -170,8 +170,19 @@ int g3_device_from_name(const char *name) {
     return -1;
 }
 
+/* AUTO can be pinned for a whole process with G3_DEVICE=cpu|cuda (as G3_CPU
+ * pins the kernel path): the CPU test suite on a GPU machine, say. */
 g3_device g3_device_resolve(g3_device d, char *why, size_t why_cap) {
     if (why && why_cap) why[0] = 0;
+    const char *env = getenv("G3_DEVICE");
+    if (d == G3_DEVICE_AUTO && env && *env) {
+        const int e = g3_device_from_name(env);
+        if (e == G3_DEVICE_CPU) {
+            if (why && why_cap) snprintf(why, why_cap, "G3_DEVICE=cpu");
+            return G3_DEVICE_CPU;
+        }
+        if (e == G3_DEVICE_CUDA) d = G3_DEVICE_CUDA;
+    }
     if (d == G3_DEVICE_CPU) return G3_DEVICE_CPU;
     return g3_cuda_device_count(why, why_cap) > 0 ? G3_DEVICE_CUDA : G3_DEVICE_CPU;
 }
