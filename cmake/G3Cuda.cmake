@@ -53,7 +53,7 @@ if(G3_CUDA_ENABLED)
   set_target_properties(gemma3 PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
                         CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}" CUDA_RUNTIME_LIBRARY Static)
   target_compile_options(gemma3 PRIVATE
-    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>
+    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wno-unused-parameter,-Wno-unknown-pragmas>
     $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
   if(G3_WERROR)
     target_compile_options(gemma3 PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)

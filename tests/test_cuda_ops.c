@@ -57,6 +57,46 @@ static void fill(float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = tu_randf(&g_rng) * scale;
 }
 
+/* ---- no GPU needed: the weight layout. Each native type's rows, repacked
+ * as the upload does and read by the kernels' own loaders compiled for the
+ * host, equal the reference dequantizer's. Values vary in magnitude per 32
+ * so that the K-quants' 6-bit scales and mins take many values (the high
+ * bits of sub-blocks 4-7 included). ---- */
+
+static void test_dequant_host(void **state) {
+    (void)state;
+    const uint32_t types[] = {G3_TYPE_Q4_0, G3_TYPE_Q8_0, G3_TYPE_Q4_K, G3_TYPE_Q6_K,
+                              G3_TYPE_F16,  G3_TYPE_BF16, G3_TYPE_F32};
+    const uint32_t K = 1280, rows = 5;
+    float *src = malloc(sizeof(float) * K), *ref = malloc(sizeof(float) * K), *got = malloc(sizeof(float) * K);
+    uint8_t *w = malloc(K * 4 * rows);
+    assert_true(src && ref && got && w);
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const g3_type_ops *ops = g3_type_ops_get(types[i]);
+        const g3_type_info *ti = g3_type_info_get(types[i]);
+        const uint64_t rb = (uint64_t)K / ti->block_size * ti->block_bytes;
+        for (uint32_t r = 0; r < rows; r++) {
+            for (uint32_t k = 0; k < K; k++) {
+                const float sub = 0.01f + 5.0f * (tu_randf(&g_rng) + 1.0f) * (float)((k / 32) % 7 + 1) / 7.0f;
+                src[k] = tu_randf(&g_rng) * sub + (k % 64 < 32 ? 0.3f * sub : 0.0f);
+            }
+            ops->from_float(src, w + r * rb, K);
+        }
+        const g3_matrix m = {.data = w, .type = types[i], .n_in = K, .n_out = rows, .row_bytes = rb};
+        for (uint32_t r = 0; r < rows; r++) {
+            g3_error err = {{0}};
+            if (g3_cuda_test_dequant_row(&m, r, got, &err)) fail_msg("%s", err.msg);
+            ops->to_float(w + r * rb, ref, K);
+            for (uint32_t k = 0; k < K; k++)
+                if (got[k] != ref[k] && fabsf(got[k] - ref[k]) > 1e-6f * fabsf(ref[k]))
+                    fail_msg("dequant %s row %u [%u]: kernels' loader %.9g, reference %.9g", ti->name, r, k, got[k],
+                             ref[k]);
+        }
+        printf("dequant %s: the kernels' loader equals the reference on %u rows of %u\n", ti->name, rows, K);
+    }
+    free(src), free(ref), free(got), free(w);
+}
+
 /* ---- matrix products, every type the backend multiplies natively, and Q5_K
  * (converted to f32 on upload) ---- */
 
@@ -439,8 +479,10 @@ static void test_refusals(void **state) {
 
 int main(void) {
     char why[256] = "";
+    /* what needs no GPU runs first; a failure there fails even without one */
+    if (g3_cuda_built()) test_dequant_host(NULL);
     if (g3_cuda_device_count(why, sizeof why) == 0) {
-        printf("test_cuda_ops: skipped: %s\n", why);
+        printf("test_cuda_ops: the GPU tests are skipped: %s\n", why);
         return 77;
     }
     g3_cuda_device_info info;

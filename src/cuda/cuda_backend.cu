@@ -530,6 +530,13 @@ fail:
 
 /* ---- single operations, for tests ---- */
 
+extern "C" int g3_cuda_test_dequant_row(const g3_matrix *w, uint64_t row, float *out, g3_error *err) {
+    if (row >= w->n_out || g3_cuda_dequant_host(w, row, out))
+        return g3_fail(err, "type %u is not read natively by the CUDA kernels (or row %llu is out of range)", w->type,
+                       (unsigned long long)row);
+    return 0;
+}
+
 extern "C" int g3_cuda_test_matmul(const g3_matrix *w, const float *x, uint32_t T, int mode, float *y,
                                    g3_error *err) {
     dev_matrix dm;

@@ -44,6 +44,10 @@ uint64_t g3_cuda_dev_matrix_bytes(uint32_t type, uint64_t K, uint64_t n_out, uin
  * scales (rows of K/32). */
 void g3_cuda_pack_rows(const g3_matrix *m, uint64_t r0, uint64_t r1, uint8_t *data, uint16_t *scales);
 
+/* Row `row` of a host matrix of a native type dequantized on the host by the
+ * kernels' own loaders (after the upload's repacking); -1 for another type. */
+int g3_cuda_dequant_host(const g3_matrix *m, uint64_t row, float *out);
+
 /* GEMM kinds */
 enum { MM_AUTO = 0, MM_MATVEC = 1, MM_GEMM_F32 = 2, MM_GEMM_TF32 = 3 };
 #define MV_MAX_ROWS 8

@@ -16,8 +16,25 @@ using namespace nvcuda;
 
 /* ---- element helpers ---- */
 
-__device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-__device__ __forceinline__ float bf2f(uint16_t b) { return __uint_as_float((uint32_t)b << 16); }
+/* The weight loaders below also compile for the host, where
+ * g3_cuda_test_dequant_host runs them over a row without a GPU. */
+#ifdef __CUDA_ARCH__
+#define LDG(p) __ldg(p)
+#else
+#define LDG(p) (*(p))
+#endif
+
+__host__ __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__host__ __device__ __forceinline__ float bf2f(uint16_t b) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float((uint32_t)b << 16);
+#else
+    const uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -45,11 +62,11 @@ __device__ double block_sum_d(double v, double *red) {
 /* ---- weights: 32 consecutive values of a row (chunk c) as f32, exactly
  * as the reference dequantizers (tensor/quant_legacy.c, quant_k.c) ---- */
 
-template <int TYPE> __device__ __forceinline__ void load32(const dev_matrix &w, uint32_t row, uint32_t c, float *v);
+template <int TYPE> __host__ __device__ __forceinline__ void load32(const dev_matrix &w, uint32_t row, uint32_t c, float *v);
 
-template <> __device__ __forceinline__ void load32<DT_Q4_0>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
-    const uint4 q = __ldg((const uint4 *)(w.data + (uint64_t)row * w.row_bytes) + c);
-    const float d = h2f(__ldg(w.scales + (uint64_t)row * (w.K / 32) + c));
+template <> __host__ __device__ __forceinline__ void load32<DT_Q4_0>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
+    const uint4 q = LDG((const uint4 *)(w.data + (uint64_t)row * w.row_bytes) + c);
+    const float d = h2f(LDG(w.scales + (uint64_t)row * (w.K / 32) + c));
     const uint32_t words[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
     for (int j = 0; j < 4; j++)
@@ -61,10 +78,10 @@ template <> __device__ __forceinline__ void load32<DT_Q4_0>(const dev_matrix &w,
         }
 }
 
-template <> __device__ __forceinline__ void load32<DT_Q8_0>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
+template <> __host__ __device__ __forceinline__ void load32<DT_Q8_0>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
     const uint4 *p = (const uint4 *)(w.data + (uint64_t)row * w.row_bytes) + 2 * c;
-    const uint4 q0 = __ldg(p), q1 = __ldg(p + 1);
-    const float d = h2f(__ldg(w.scales + (uint64_t)row * (w.K / 32) + c));
+    const uint4 q0 = LDG(p), q1 = LDG(p + 1);
+    const float d = h2f(LDG(w.scales + (uint64_t)row * (w.K / 32) + c));
     const uint32_t words[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
 #pragma unroll
     for (int j = 0; j < 8; j++)
@@ -75,22 +92,22 @@ template <> __device__ __forceinline__ void load32<DT_Q8_0>(const dev_matrix &w,
 /* Q4_K: 144-byte super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit
  * scales and mins, qs[128]; sub-block j (32 values) = nibbles (low for even
  * j, high for odd) of qs[32 (j/2) ..], x = d*sc*q - dmin*m. */
-template <> __device__ __forceinline__ void load32<DT_Q4_K>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
+template <> __host__ __device__ __forceinline__ void load32<DT_Q4_K>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
     const uint8_t *blk = w.data + (uint64_t)row * w.row_bytes + (uint64_t)(c / 8) * 144;
     const uint32_t j = c % 8;
-    const float d = h2f(__ldg((const uint16_t *)blk)), dmin = h2f(__ldg((const uint16_t *)(blk + 2)));
+    const float d = h2f(LDG((const uint16_t *)blk)), dmin = h2f(LDG((const uint16_t *)(blk + 2)));
     const uint8_t *s = blk + 4;
     int sc, m;
     if (j < 4) {
-        sc = __ldg(s + j) & 63;
-        m = __ldg(s + j + 4) & 63;
+        sc = LDG(s + j) & 63;
+        m = LDG(s + j + 4) & 63;
     } else {
-        sc = (__ldg(s + j + 4) & 0x0f) | ((__ldg(s + j - 4) >> 6) << 4);
-        m = (__ldg(s + j + 4) >> 4) | ((__ldg(s + j) >> 6) << 4);
+        sc = (LDG(s + j + 4) & 0x0f) | ((LDG(s + j - 4) >> 6) << 4);
+        m = (LDG(s + j + 4) >> 4) | ((LDG(s + j) >> 6) << 4);
     }
     const float ds = d * (float)sc, dm = dmin * (float)m;
     const uint4 *qp = (const uint4 *)(blk + 16 + 32 * (j / 2));
-    const uint4 q0 = __ldg(qp), q1 = __ldg(qp + 1);
+    const uint4 q0 = LDG(qp), q1 = LDG(qp + 1);
     const uint32_t words[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
     const int shift = (j & 1) ? 4 : 0;
 #pragma unroll
@@ -104,18 +121,18 @@ template <> __device__ __forceinline__ void load32<DT_Q4_K>(const dev_matrix &w,
  * or high nibble of ql[64 h + 32 (k & 1) + l] and bits 2k, 2k+1 of
  * qh[32 h + l]; scale scales[8 h + 2 k + l / 16]; x = d * sc * (q - 32).
  * Blocks are only 2-byte aligned: 16-bit loads. */
-template <> __device__ __forceinline__ void load32<DT_Q6_K>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
+template <> __host__ __device__ __forceinline__ void load32<DT_Q6_K>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
     const uint8_t *blk = w.data + (uint64_t)row * w.row_bytes + (uint64_t)(c / 8) * 210;
     const uint32_t h = (c % 8) / 4, k = c % 4;
     const uint16_t *ql = (const uint16_t *)(blk + 64 * h + 32 * (k & 1));
     const uint16_t *qh = (const uint16_t *)(blk + 128 + 32 * h);
     const int8_t *sc = (const int8_t *)(blk + 192 + 8 * h + 2 * k);
-    const float d = h2f(__ldg((const uint16_t *)(blk + 208)));
-    const float ds0 = d * (float)__ldg(sc), ds1 = d * (float)__ldg(sc + 1);
+    const float d = h2f(LDG((const uint16_t *)(blk + 208)));
+    const float ds0 = d * (float)LDG(sc), ds1 = d * (float)LDG(sc + 1);
     const int ls = (k >> 1) * 4, hs = 2 * k;
 #pragma unroll
     for (int i = 0; i < 16; i++) {
-        const uint32_t l2 = __ldg(ql + i), h2 = __ldg(qh + i);
+        const uint32_t l2 = LDG(ql + i), h2 = LDG(qh + i);
 #pragma unroll
         for (int b = 0; b < 2; b++) {
             const int l = 2 * i + b;
@@ -125,11 +142,11 @@ template <> __device__ __forceinline__ void load32<DT_Q6_K>(const dev_matrix &w,
     }
 }
 
-template <> __device__ __forceinline__ void load32<DT_F16>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
+template <> __host__ __device__ __forceinline__ void load32<DT_F16>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
     const uint4 *p = (const uint4 *)(w.data + (uint64_t)row * w.row_bytes) + 4 * c;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const uint4 q = __ldg(p + i);
+        const uint4 q = LDG(p + i);
         const uint32_t words[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -139,11 +156,11 @@ template <> __device__ __forceinline__ void load32<DT_F16>(const dev_matrix &w, 
     }
 }
 
-template <> __device__ __forceinline__ void load32<DT_BF16>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
+template <> __host__ __device__ __forceinline__ void load32<DT_BF16>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
     const uint4 *p = (const uint4 *)(w.data + (uint64_t)row * w.row_bytes) + 4 * c;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const uint4 q = __ldg(p + i);
+        const uint4 q = LDG(p + i);
         const uint32_t words[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -153,11 +170,11 @@ template <> __device__ __forceinline__ void load32<DT_BF16>(const dev_matrix &w,
     }
 }
 
-template <> __device__ __forceinline__ void load32<DT_F32>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
+template <> __host__ __device__ __forceinline__ void load32<DT_F32>(const dev_matrix &w, uint32_t row, uint32_t c, float *v) {
     const float4 *p = (const float4 *)(w.data + (uint64_t)row * w.row_bytes) + 8 * c;
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-        const float4 q = __ldg(p + i);
+        const float4 q = LDG(p + i);
         v[4 * i] = q.x;
         v[4 * i + 1] = q.y;
         v[4 * i + 2] = q.z;
@@ -197,6 +214,36 @@ void g3_cuda_pack_rows(const g3_matrix *m, uint64_t r0, uint64_t r1, uint8_t *da
             memcpy(data + i * m->row_bytes, src, m->row_bytes);
         }
     }
+}
+
+int g3_cuda_dequant_host(const g3_matrix *m, uint64_t row, float *out) {
+    const uint64_t K = m->n_in, nb = K / 32;
+    if (!g3_cuda_type_native(m->type) || K % 32) return -1;
+    const uint64_t rb = m->type == DT_Q4_0 ? K / 2 : m->type == DT_Q8_0 ? K : m->row_bytes;
+    uint8_t *data = (uint8_t *)malloc(rb + 16);
+    uint16_t *scales = (uint16_t *)malloc(nb * 2 + 2);
+    if (!data || !scales) {
+        free(data);
+        free(scales);
+        return -1;
+    }
+    g3_cuda_pack_rows(m, row, row + 1, data, scales);
+    const dev_matrix w = {data, scales, m->type, (uint32_t)K, 1, rb};
+    for (uint32_t c = 0; c < nb; c++) {
+        float *v = out + 32 * c;
+        switch (m->type) {
+        case DT_Q4_0: load32<DT_Q4_0>(w, 0, c, v); break;
+        case DT_Q8_0: load32<DT_Q8_0>(w, 0, c, v); break;
+        case DT_Q4_K: load32<DT_Q4_K>(w, 0, c, v); break;
+        case DT_Q6_K: load32<DT_Q6_K>(w, 0, c, v); break;
+        case DT_F16: load32<DT_F16>(w, 0, c, v); break;
+        case DT_BF16: load32<DT_BF16>(w, 0, c, v); break;
+        default: load32<DT_F32>(w, 0, c, v); break;
+        }
+    }
+    free(data);
+    free(scales);
+    return 0;
 }
 
 /* ---- matrix-vector products (decode): one warp per MV_RPW rows, each lane

@@ -123,6 +123,10 @@ int g3_cuda_memory_used(uint64_t *in_use, uint64_t *total, g3_error *err);
  * each copies its inputs to the device, runs the kernel the forward pass
  * uses, and copies the result back ---- */
 
+/* Needs no GPU: row `row` of w as the GPU kernels dequantize it (the
+ * upload's repacking, then the kernels' 32-value loaders compiled for the
+ * host). Fails for a type the kernels do not read natively. */
+int g3_cuda_test_dequant_row(const g3_matrix *w, uint64_t row, float *out, g3_error *err);
 /* y[t*n_out + r] = row r of w . x[t*n_in ..], t < T. mode: 0 as the forward
  * pass chooses (matvec up to 8 rows, else TF32 GEMM), 1 matvec (T <= 8),
  * 2 GEMM in f32 FMAs, 3 GEMM in TF32. */

@@ -77,6 +77,11 @@ int g3_cuda_memory_used(uint64_t *in_use, uint64_t *total, g3_error *err) {
     return g3_fail(err, "%s", NOT_BUILT);
 }
 
+int g3_cuda_test_dequant_row(const g3_matrix *w, uint64_t row, float *out, g3_error *err) {
+    (void)w, (void)row, (void)out;
+    return g3_fail(err, "%s", NOT_BUILT);
+}
+
 int g3_cuda_test_matmul(const g3_matrix *w, const float *x, uint32_t T, int mode, float *y, g3_error *err) {
     (void)w, (void)x, (void)T, (void)mode, (void)y;
     return g3_fail(err, "%s", NOT_BUILT);
