@@ -16,4 +16,4 @@ if [ -n "$missing" ]; then
   exit 77
 fi
 export G3_CHROMIUM="$chromium_bin"
-exec node --test --test-reporter=spec page.test.mjs
+exec node --test --test-reporter=spec sse.test.mjs page.test.mjs
