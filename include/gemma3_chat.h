@@ -78,6 +78,10 @@ typedef struct g3_model_record {
     uint64_t vocab_fingerprint; /* FNV-1a 64 over every token's bytes, in id order */
 } g3_model_record;
 
+/* The record of a model (its name from the shape, its vocabulary's size and
+ * fingerprint), as sessions and the server stamp conversations. */
+void g3_model_record_of(const g3_model *model, const g3_tokenizer *tok, g3_model_record *out);
+
 typedef struct g3_conversation {
     char *system;   /* NULL or "" = none */
     g3_model_record model; /* kept by clear; sessions stamp their model's */

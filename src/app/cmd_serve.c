@@ -17,10 +17,12 @@
 
 #include "app/app.h"
 #include "gemma3_engine.h"
+#include "gemma3_store.h"
 #include "server/server.h"
 
 typedef struct serve_options {
-    const char *model, *mmproj, *host, *api_key, *cors;
+    const char *model, *mmproj, *host, *api_key, *cors, *db;
+    bool no_db;
     uint32_t port, parallel, max_queue, timeout_s, ping_ms;
     uint64_t max_body;
     g3_context_params cp;
@@ -46,6 +48,9 @@ static void usage(FILE *out) {
             "  --cors ORIGIN           allow this one browser origin (CORS is off by default)\n"
             "  --timeout S             close idle connections after S seconds (default 60)\n"
             "  --ping-interval S       ': ping' on a stream idle S seconds (default 10)\n"
+            "  --db PATH               the conversation store of the native API /api/... (default:\n"
+            "                          $XDG_DATA_HOME/gemma-chat/chats.db, as the terminal chat's)\n"
+            "  --no-db                 no store: the /api/conversations routes answer 404\n"
             "  --force                 load although the memory plan does not fit\n"
             "  -v, --verbose           a line on stderr per request\n");
 }
@@ -74,13 +79,18 @@ static int parse_args(const char *cmd, int argc, char **argv, serve_options *o) 
             o->force = true;
             continue;
         }
+        if (!strcmp(a, "--no-db")) {
+            o->no_db = true;
+            continue;
+        }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             o->verbose = true;
             continue;
         }
         static const char *const k_valued[] = {"-m", "--model", "--mmproj", "--host", "--port", "--api-key",
                                                "--parallel", "-c", "--ctx-size", "--kv-type", "--device", "-t", "--threads",
-                                               "--max-body", "--max-queue", "--cors", "--timeout", "--ping-interval"};
+                                               "--max-body", "--max-queue", "--cors", "--timeout", "--ping-interval",
+                                               "--db"};
         bool known = false;
         for (size_t k = 0; k < sizeof k_valued / sizeof *k_valued; k++) known |= !strcmp(a, k_valued[k]);
         if (!known) {
@@ -94,6 +104,7 @@ static int parse_args(const char *cmd, int argc, char **argv, serve_options *o) 
         else if (!strcmp(a, "--host")) o->host = v;
         else if (!strcmp(a, "--api-key")) o->api_key = v;
         else if (!strcmp(a, "--cors")) o->cors = v;
+        else if (!strcmp(a, "--db")) o->db = v;
         else if (!strcmp(a, "--port")) rc = app_parse_u32(cmd, a, v, 0, 65535, &o->port);
         else if (!strcmp(a, "--parallel")) rc = app_parse_u32(cmd, a, v, 1, 64, &o->parallel);
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) rc = app_parse_u32(cmd, a, v, 16, 1u << 20, &o->cp.n_ctx);
@@ -112,6 +123,34 @@ static int parse_args(const char *cmd, int argc, char **argv, serve_options *o) 
         }
         if (rc) return -1;
     }
+    if (o->no_db && o->db) {
+        app_error(cmd, "--db and --no-db exclude each other");
+        return -1;
+    }
+    return 0;
+}
+
+/* The store, opened before the model loads: a database that is locked,
+ * read-only, damaged or someone else's stops serve at once, with the
+ * store's message, rather than after the first answer could not be saved. */
+static int open_store(const char *cmd, const serve_options *o, g3_store **out) {
+    *out = NULL;
+    if (o->no_db) return 0;
+    char path[4096];
+    g3_error err;
+    const char *p = o->db;
+    if (!p) {
+        if (g3_store_default_path(path, sizeof path, &err)) {
+            app_error(cmd, "%s (give --db PATH, or --no-db)", err.msg);
+            return -1;
+        }
+        p = path;
+    }
+    if (g3_store_open(p, NULL, out, &err)) {
+        app_error(cmd, "%s (give another --db PATH, or --no-db)", err.msg);
+        return -1;
+    }
+    fprintf(stderr, "gemma-chat: conversations in %s\n", g3_store_path(*out));
     return 0;
 }
 
@@ -233,7 +272,10 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    srv_config cfg = {.host = o.host, .port = (uint16_t)o.port, .api_key = o.api_key, .cors_origin = o.cors,
+    g3_store *store;
+    if (open_store(cmd, &o, &store)) return 1;
+
+    srv_config cfg = {.store = store, .host = o.host, .port = (uint16_t)o.port, .api_key = o.api_key, .cors_origin = o.cors,
                       .max_body = (size_t)o.max_body, .max_connections = SRV_DEFAULT_MAX_CONNECTIONS,
                       .timeout_s = o.timeout_s, .ping_ms = o.ping_ms, .model_id = model_id, .verbose = o.verbose};
     srv_server *server;
@@ -241,6 +283,7 @@ int cmd_serve(int argc, char **argv) {
     g3_error err;
     if (srv_start(&cfg, &server, &port, &err)) {
         app_error(cmd, "%s", err.msg);
+        g3_store_close(store);
         return 1;
     }
     engine_thread t = {.o = &o, .server = server, .main_thread = pthread_self(), .model_id = model_id};
@@ -254,6 +297,7 @@ int cmd_serve(int argc, char **argv) {
         app_error(cmd, "cannot start the engine thread");
         srv_quiesce(server);
         srv_stop(server);
+        g3_store_close(store);
         return 1;
     }
     int sig = 0;
@@ -264,12 +308,14 @@ int cmd_serve(int argc, char **argv) {
         pthread_join(th, NULL);
         print_open_failure(cmd, &t);
         srv_stop(server);
+        g3_store_close(store);
         pthread_mutex_destroy(&t.mu);
         return 1;
     }
     fprintf(stderr, "gemma-chat: %s: stopping (requests in flight are cancelled)\n", strsignal(sig));
     stop_engine_thread(&t, th);
-    srv_stop(server);
+    srv_stop(server); /* joins the connections' threads: the last answers are stored */
+    g3_store_close(store);
     g3_engine_free(t.engine);
     pthread_mutex_destroy(&t.mu);
     fprintf(stderr, "gemma-chat: stopped\n");

@@ -54,6 +54,13 @@ static uint64_t vocab_fingerprint(const g3_tokenizer *tok) {
     return h;
 }
 
+void g3_model_record_of(const g3_model *model, const g3_tokenizer *tok, g3_model_record *out) {
+    memset(out, 0, sizeof *out);
+    model_name(g3_model_config(model), out->name, sizeof out->name);
+    out->n_vocab = g3_tokenizer_n_vocab(tok);
+    out->vocab_fingerprint = vocab_fingerprint(tok);
+}
+
 int g3_session_new(g3_model *model, const g3_context_params *cp, g3_session **out, g3_error *err) {
     *out = NULL;
     g3_session *s = calloc(1, sizeof *s);
@@ -63,10 +70,7 @@ int g3_session_new(g3_model *model, const g3_context_params *cp, g3_session **ou
         g3_session_free(s);
         return -1;
     }
-    const g3_tokenizer *tok = g3_engine_tokenizer(s->engine);
-    model_name(g3_model_config(model), s->record.name, sizeof s->record.name);
-    s->record.n_vocab = g3_tokenizer_n_vocab(tok);
-    s->record.vocab_fingerprint = vocab_fingerprint(tok);
+    g3_model_record_of(model, g3_engine_tokenizer(s->engine), &s->record);
     s->conv.model = s->record;
     *out = s;
     return 0;

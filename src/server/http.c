@@ -92,6 +92,24 @@ int srv_reply(srv_exchange *x, int status, const char *content_type, char *body,
     return queue(x, status, r);
 }
 
+int srv_reply_with(srv_exchange *x, int status, const char *content_type, char *body, size_t len,
+                   const char *const *headers) {
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return -1;
+    }
+    if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (const char *const *h = headers; h && h[0] && h[1]; h += 2) MHD_add_response_header(r, h[0], h[1]);
+    return queue(x, status, r);
+}
+
+const char *srv_query(srv_exchange *x, const char *name) {
+    return MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 int srv_reply_error(srv_exchange *x, const srv_error *e) {
     char *json = srv_error_json(e);
     if (!json) return srv_reply(x, 500, "text/plain", strdup("out of memory"), 13, NULL);
@@ -265,6 +283,8 @@ static void server_free(srv_server *s) {
     free(s->api_key);
     free(s->cors_origin);
     free(s->model_id);
+    free(s->inflight);
+    pthread_mutex_destroy(&s->native_mu);
     pthread_mutex_destroy(&s->submit_mu);
     free(s);
 }
@@ -274,6 +294,11 @@ int srv_start(const srv_config *cfg, srv_server **out, uint16_t *port, g3_error 
     srv_server *s = calloc(1, sizeof *s);
     if (!s) return g3_fail(err, "out of memory");
     if (pthread_mutex_init(&s->submit_mu, NULL)) {
+        free(s);
+        return g3_fail(err, "cannot create a mutex");
+    }
+    if (pthread_mutex_init(&s->native_mu, NULL)) {
+        pthread_mutex_destroy(&s->submit_mu);
         free(s);
         return g3_fail(err, "cannot create a mutex");
     }
@@ -332,7 +357,11 @@ int srv_start(const srv_config *cfg, srv_server **out, uint16_t *port, g3_error 
     return 0;
 }
 
-void srv_set_engine(srv_server *s, g3_engine *e) { atomic_store(&s->engine, e); }
+void srv_set_engine(srv_server *s, g3_engine *e) {
+    /* Before the engine is published: the native API reads the record without a lock. */
+    g3_model_record_of(g3_engine_model(e), g3_engine_tokenizer(e), &s->record);
+    atomic_store(&s->engine, e);
+}
 
 void srv_quiesce(srv_server *s) {
     pthread_mutex_lock(&s->submit_mu);

@@ -30,6 +30,7 @@ void srv_job_release(srv_job *j) {
     pthread_mutex_destroy(&j->mu);
     free(j->pending);
     free(j->text);
+    free(j->ids);
     free(j);
 }
 
@@ -70,7 +71,11 @@ static bool on_text(const char *text, size_t len, void *user) {
 static void on_done(const g3_gen_result *r, void *user) {
     srv_job *j = user;
     char *text = malloc(r->text_len + 1);
+    int32_t *ids = r->ids && r->n_ids && r->n_ids <= SIZE_MAX / sizeof *ids ? malloc(r->n_ids * sizeof *ids) : NULL;
+    if (ids) memcpy(ids, r->ids, r->n_ids * sizeof *ids);
     pthread_mutex_lock(&j->mu);
+    j->ids = ids;
+    j->n_ids = ids ? r->n_ids : 0;
     j->result = *r;
     j->result.ids = NULL;
     j->result.n_ids = 0;

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gemma3_engine.h"
 
@@ -31,6 +32,8 @@ typedef struct srv_job {
     bool out_of_memory;     /* a callback could not keep text: the request was cancelled */
     g3_gen_result result;   /* at done; text and ids point into the job (ids NULL) */
     char *text;             /* the whole answer, at done */
+    int32_t *ids;           /* its token ids, at done (NULL when none or out of memory: the store re-tokenizes) */
+    size_t n_ids;
 } srv_job;
 
 srv_job *srv_job_new(bool streaming);

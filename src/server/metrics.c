@@ -6,10 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const int k_statuses[SRV_STATUS_SLOTS - 1] = {200, 204, 400, 401, 404, 405, 413, 415, 429, 500, 503, 499};
+static const int k_statuses[SRV_STATUS_SLOTS - 1] = {200, 201, 204, 304, 400, 401, 404, 405, 409,
+                                                     413, 415, 429, 500, 503, 507, 499, 206};
 
 static const char *const k_paths[SRV_ROUTE_COUNT] = {"/v1/chat/completions", "/v1/models", "/health", "/metrics",
-                                                     "other"};
+                                                     "/api/conversations", "/api/conversations/{id}",
+                                                     "/api/conversations/{id}/answer", "/api/conversations/{id}/stop",
+                                                     "/api/conversations/{id}/export", "/api/attachments/{id}",
+                                                     "/api/info", "other"};
 
 const char *srv_route_path(srv_route r) { return r < SRV_ROUTE_COUNT ? k_paths[r] : "other"; }
 

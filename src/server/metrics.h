@@ -17,13 +17,20 @@ typedef enum srv_route {
     SRV_ROUTE_MODELS,      /* /v1/models */
     SRV_ROUTE_HEALTH,      /* /health */
     SRV_ROUTE_METRICS,     /* /metrics */
+    SRV_ROUTE_API_CONVERSATIONS, /* /api/conversations (list, create) */
+    SRV_ROUTE_API_CONVERSATION,  /* /api/conversations/{id} (get, patch, delete) */
+    SRV_ROUTE_API_ANSWER,        /* /api/conversations/{id}/messages, /regenerate, /edit */
+    SRV_ROUTE_API_STOP,          /* /api/conversations/{id}/stop */
+    SRV_ROUTE_API_EXPORT,        /* /api/conversations/{id}/export */
+    SRV_ROUTE_API_ATTACHMENT,    /* /api/attachments/{id} */
+    SRV_ROUTE_API_INFO,          /* /api/presets, /api/info */
     SRV_ROUTE_OTHER,       /* anything else (404) */
     SRV_ROUTE_COUNT
 } srv_route;
 
 const char *srv_route_path(srv_route r);
 
-#define SRV_STATUS_SLOTS 13 /* the statuses the server sends, and one for any other */
+#define SRV_STATUS_SLOTS 18 /* the statuses the server sends, and one for any other */
 
 typedef struct srv_metrics {
     atomic_uint_fast64_t requests[SRV_ROUTE_COUNT][SRV_STATUS_SLOTS];

@@ -43,6 +43,10 @@ static int refuse(srv_exchange *x, int status, const char *type, const char *cod
     return srv_reply(x, status, "application/json", json, strlen(json), allow) ? -1 : 1;
 }
 
+int srv_refuse(srv_exchange *x, int status, const char *code, const char *allow, const char *msg) {
+    return refuse(x, status, status >= 500 ? "server_error" : "invalid_request_error", code, NULL, allow, msg);
+}
+
 /* Compares without stopping at the first difference: the time a wrong key
  * takes says nothing about the right one. */
 static bool same_secret(const char *a, const char *b) {
@@ -52,7 +56,7 @@ static bool same_secret(const char *a, const char *b) {
     return diff == 0;
 }
 
-static int check_key(srv_exchange *x) {
+int srv_check_key(srv_exchange *x) {
     const char *key = x->srv->cfg.api_key;
     if (!key) return 0;
     const char *auth = srv_header(x, "Authorization");
@@ -70,7 +74,7 @@ static int check_key(srv_exchange *x) {
 }
 
 /* application/json, with at most a charset parameter that says UTF-8. */
-static bool is_json_type(const char *ct) {
+bool srv_is_json_type(const char *ct) {
     if (!ct) return false;
     while (*ct == ' ') ct++;
     if (strncasecmp(ct, "application/json", 16) != 0) return false;
@@ -87,6 +91,7 @@ static bool is_json_type(const char *ct) {
 }
 
 int srv_route_begin(srv_exchange *x, unsigned long long content_length, bool has_length) {
+    if (!strncmp(x->path, "/api/", 5)) return srv_native_begin(x, content_length, has_length);
     const route_def *r = find_route(x->path);
     if (!r) {
         char msg[400];
@@ -107,12 +112,12 @@ int srv_route_begin(srv_exchange *x, unsigned long long content_length, bool has
         return refuse(x, 405, "invalid_request_error", "method_not_allowed", NULL, allow, msg);
     }
     if (r->v1) {
-        int rc = check_key(x);
+        int rc = srv_check_key(x);
         if (rc) return rc;
     }
     if (!r->post) return 0; /* answered when the (empty) body is in: answering now would close the connection */
     const char *ct = srv_header(x, "Content-Type");
-    if (!is_json_type(ct)) {
+    if (!srv_is_json_type(ct)) {
         char msg[200];
         snprintf(msg, sizeof msg, "Content-Type must be application/json, got '%.80s'", ct ? ct : "(none)");
         return refuse(x, 415, "invalid_request_error", "unsupported_media_type", NULL, NULL, msg);
@@ -191,6 +196,7 @@ static int models(srv_exchange *x) {
 }
 
 int srv_route_body(srv_exchange *x, const char *body, size_t len) {
+    if (!strncmp(x->path, "/api/", 5)) return srv_native_body(x, body, len);
     switch (x->route) {
     case SRV_ROUTE_CHAT:
         return srv_chat_completions(x, body, len);

@@ -10,7 +10,11 @@
  * images 10 MB each and 4 per request, at most max_connections open
  * connections (thread per connection: see http.c), idle connections closed
  * after timeout_s. With api_key, every /v1 route needs `Authorization:
- * Bearer KEY`. CORS is off unless cors_origin names the one origin allowed. */
+ * Bearer KEY`. CORS is off unless cors_origin names the one origin allowed.
+ *
+ * The native conversation API (/api/..., native_api.c, native_answer.c)
+ * keeps conversations in cfg.store (opened and closed by the caller, who
+ * must close it only after srv_stop). */
 #ifndef G3_SERVER_SERVER_H
 #define G3_SERVER_SERVER_H
 
@@ -32,6 +36,8 @@ typedef struct srv_config {
     unsigned ping_ms;          /* a `: ping` comment on a stream idle this long */
     const char *model_id;      /* the served model's id in the API (e.g. its file's base name) */
     bool verbose;              /* a line on stderr per request */
+    struct g3_store *store;    /* the conversation store of the native API (/api/...); NULL: --no-db (404) */
+    bool has_video;            /* video attachments are decoded (never yet: refused with 415) */
 } srv_config;
 
 #define SRV_DEFAULT_MAX_BODY (20u << 20)

@@ -13,6 +13,14 @@
 
 struct MHD_Daemon;
 struct MHD_Connection;
+struct srv_job;
+
+/* A native-API generation in flight: one per conversation at a time. */
+typedef struct srv_inflight {
+    int64_t conv;
+    struct srv_job *job;
+    bool stop_requested;    /* POST .../stop or DELETE asked for the end */
+} srv_inflight;
 
 struct srv_server {
     srv_config cfg;             /* strings point into the copies below */
@@ -27,6 +35,11 @@ struct srv_server {
     atomic_int active;          /* requests begun and not yet completed (answer sent or connection gone) */
     struct MHD_Daemon *daemon;
     int listen_fd;              /* after srv_quiesce: closed by srv_stop */
+    /* The native API (native_*.c): */
+    pthread_mutex_t native_mu;  /* guards inflight */
+    srv_inflight *inflight;
+    size_t n_inflight, cap_inflight;
+    g3_model_record record;     /* the served model, as stored answers record it (set with the engine) */
 };
 
 /* One request being answered. */
@@ -36,6 +49,8 @@ typedef struct srv_exchange {
     const char *method, *path;
     srv_route route;
     bool answered;
+    int api_op;                 /* native routes: which operation (native_api.c) */
+    int64_t api_id;             /* native routes: the conversation or attachment id in the path */
 } srv_exchange;
 
 /* ---- http.c: answers ----------------------------------------------------- */
@@ -46,6 +61,11 @@ int srv_client_fd(srv_exchange *x);
  * the Allow header of a 405, or NULL. 0, or -1 when it could not be queued. */
 int srv_reply(srv_exchange *x, int status, const char *content_type, char *body, size_t len, const char *allow);
 int srv_reply_error(srv_exchange *x, const srv_error *e);
+/* srv_reply with extra headers: pairs name, value, ..., NULL. */
+int srv_reply_with(srv_exchange *x, int status, const char *content_type, char *body, size_t len,
+                   const char *const *headers);
+/* A query-string argument (?name=value), decoded; NULL when absent. */
+const char *srv_query(srv_exchange *x, const char *name);
 /* hold: no idle timeout while a request is being worked on (a long
  * generation); release: the idle timeout again, its clock restarted. */
 void srv_hold_connection(srv_exchange *x, bool hold);
@@ -66,6 +86,18 @@ int srv_reply_stream(srv_exchange *x, srv_stream_read fn, void *cls, void (*free
 int srv_route_begin(srv_exchange *x, unsigned long long content_length, bool has_length);
 /* The whole body is in: 0 when answered, -1 to drop the connection. */
 int srv_route_body(srv_exchange *x, const char *body, size_t len);
+
+/* The route checks routes.c and native_api.c share. */
+int srv_refuse(srv_exchange *x, int status, const char *code, const char *allow, const char *msg);
+/* 0 when no key is needed or the right one came; else answered (1) or -1. */
+int srv_check_key(srv_exchange *x);
+bool srv_is_json_type(const char *content_type);
+
+/* ---- native_api.c: /api/... ------------------------------------------------ */
+
+/* Like srv_route_begin for paths under /api/. */
+int srv_native_begin(srv_exchange *x, unsigned long long content_length, bool has_length);
+int srv_native_body(srv_exchange *x, const char *body, size_t len);
 
 /* ---- completions.c ------------------------------------------------------- */
 
