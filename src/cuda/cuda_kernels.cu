@@ -247,8 +247,11 @@ int g3_cuda_dequant_host(const g3_matrix *m, uint64_t row, float *out) {
 }
 
 /* ---- matrix-vector products (decode): one warp per MV_RPW rows, each lane
- * a 32-value chunk at a time, every row of the batch (NT <= 8) applied to
- * the chunk while it is in registers ---- */
+ * a 32-value chunk of every one of them at a time, held in registers while
+ * every row of the batch (NT <= 8) is applied: each weight byte is read once
+ * from device memory, and each chunk of the input once per MV_RPW rows
+ * (the input comes from L1, whose bandwidth a load per row would use up
+ * before the weights' stream does) ---- */
 
 #define MV_WARPS 4
 #define MV_RPW 2
@@ -267,26 +270,34 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
     for (uint32_t c = lane; c < nch; c += 32) {
+        float wv[MV_RPW][32];
 #pragma unroll
         for (int r = 0; r < MV_RPW; r++) {
-            if (row0 + r >= w.n_out) break;
-            float wv[32];
-            load32<TYPE>(w, row0 + r, c, wv);
+            if (row0 + r < w.n_out) load32<TYPE>(w, row0 + r, c, wv[r]);
+            else
 #pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if ((uint32_t)t >= T) break;
-                const float4 *xp = (const float4 *)(x + (size_t)t * ldx) + 8 * c;
-                float s = 0.0f;
+                for (int i = 0; i < 32; i++) wv[r][i] = 0.0f;
+        }
 #pragma unroll
-                for (int i = 0; i < 8; i++) {
-                    const float4 xv = __ldg(xp + i);
-                    s = fmaf(wv[4 * i], xv.x, s);
-                    s = fmaf(wv[4 * i + 1], xv.y, s);
-                    s = fmaf(wv[4 * i + 2], xv.z, s);
-                    s = fmaf(wv[4 * i + 3], xv.w, s);
+        for (int t = 0; t < NT; t++) {
+            if ((uint32_t)t >= T) break;
+            const float4 *xp = (const float4 *)(x + (size_t)t * ldx) + 8 * c;
+            float s[MV_RPW];
+#pragma unroll
+            for (int r = 0; r < MV_RPW; r++) s[r] = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const float4 xv = __ldg(xp + i);
+#pragma unroll
+                for (int r = 0; r < MV_RPW; r++) {
+                    s[r] = fmaf(wv[r][4 * i], xv.x, s[r]);
+                    s[r] = fmaf(wv[r][4 * i + 1], xv.y, s[r]);
+                    s[r] = fmaf(wv[r][4 * i + 2], xv.z, s[r]);
+                    s[r] = fmaf(wv[r][4 * i + 3], xv.w, s[r]);
                 }
-                acc[r][t] += s;
             }
+#pragma unroll
+            for (int r = 0; r < MV_RPW; r++) acc[r][t] += s[r];
         }
     }
 #pragma unroll
