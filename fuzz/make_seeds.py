@@ -203,6 +203,8 @@ if os.path.exists(os.path.join(store, "two-convs.db")):
         except sqlite3.Error as e:  # the schema moved on: keep the copy, say so
             print("make_seeds: %s: %s" % (name, e))
         db.close()
+    if os.path.exists(os.path.join(store, "foreign.db")):
+        os.remove(os.path.join(store, "foreign.db"))
     db = sqlite3.connect(os.path.join(store, "foreign.db"))
     db.executescript("PRAGMA page_size=512; CREATE TABLE IF NOT EXISTS notes(x); INSERT INTO notes VALUES (1);")
     db.close()
@@ -210,3 +212,41 @@ if os.path.exists(os.path.join(store, "two-convs.db")):
         b = f.read()
     with open(os.path.join(store, "truncated.db"), "wb") as f:
         f.write(b[: len(b) // 2])
+
+# ---- multipart/form-data: Content-Type line, then the body ---------------------
+def form(boundary, parts, closing=True):
+    out = b""
+    for headers, data in parts:
+        out += b"--" + boundary + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + data + b"\r\n"
+    return out + (b"--" + boundary + b"--\r\n" if closing else b"")
+
+
+B = b"----g3boundary7MA4YWxk"
+mp_parts = [([b'Content-Disposition: form-data; name="content"'], b"What is in these?"),
+            ([b'Content-Disposition: form-data; name="stream"'], b"true"),
+            ([b'Content-Disposition: form-data; name="files"; filename="dot.png"', b"Content-Type: image/png"], png_1x1()),
+            ([b'Content-Disposition: form-data; name="files"; filename="a \\"q\\".txt"', b"Content-Type: text/plain"],
+             b"notes\r\n--not-a-boundary\r\n")]
+put("multipart", "browser", b"multipart/form-data; boundary=" + B + b"\n" + b"preamble\r\n" + form(B, mp_parts) + b"epilogue")
+put("multipart", "quoted-boundary", b'multipart/form-data; charset=utf-8; boundary="a b:c"\n' + form(b"a b:c", mp_parts[:1]))
+put("multipart", "no-closing", b"multipart/form-data; boundary=x\n" + form(b"x", mp_parts[:2], closing=False))
+put("multipart", "no-name", b"multipart/form-data; boundary=x\n" + form(b"x", [([b"Content-Disposition: form-data"], b"v")]))
+put("multipart", "empty", b"multipart/form-data; boundary=x\n--x--\r\n")
+put("multipart", "lf-only", b"multipart/form-data; boundary=x\n--x\nContent-Disposition: form-data; name=\"a\"\n\nv\n--x--\n")
+
+# ---- native API bodies: first byte = request (see fuzz_native_request.c) -----
+put("native_request", "create", b"\x00" + b'{"title":"Trip","preset":"general","settings":{"max_tokens":300,'
+    b'"temperature":0.5,"top_p":0.95,"top_k":40,"repetition_penalty":1.2,"max_images":3}}')
+put("native_request", "create-system", b"\x00" + b'{"system":"Be brief.","preset":"tutor"}')
+put("native_request", "update", b"\x01" + b'{"title":"","settings":{"temperature":2.0}}')
+put("native_request", "update-bad", b"\x01" + b'{"settings":{"top_k":1.5,"max_images":99},"tittle":"x"}')
+put("native_request", "send", b"\x02" + ('{"content":"Look","stream":true,"attachments":[{"name":"dot.png",'
+    '"type":"image/png","data":"%s"},{"name":"n.txt","type":"text/plain","data":"aGk="}]}'
+    % base64.b64encode(png_1x1()).decode()).encode())
+put("native_request", "edit", b"\x03" + b'{"content":"again","keep_attachments":true}')
+put("native_request", "send-multipart", b"\x04" + b"multipart/form-data; boundary=" + B + b"\n" + form(B, mp_parts))
+put("native_request", "edit-multipart", b"\x05" + b"multipart/form-data; boundary=x\n" + form(b"x", [
+    ([b'Content-Disposition: form-data; name="content"'], b"edited"),
+    ([b'Content-Disposition: form-data; name="keep_attachments"'], b"false")]))
+put("native_request", "regenerate", b"\x06" + b'{"stream":false}')
+put("native_request", "regenerate-empty", b"\x06")
