@@ -32,7 +32,8 @@
 #     streams (--parallel 4), the GPU memory in use after the runs; 1B at a
 #     4096 context, 27B at 32768.
 # Total under 8 minutes on that machine (the 27B generation, ~3 minutes on
-# one core, is the longest step).
+# one core, is the longest step); G3_DEVICE_CHECK_BUDGET (default 520 s)
+# bounds it whatever happens.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -79,9 +80,16 @@ T0=$(date +%s)
 
 say() { echo "[device-check +$(( $(date +%s) - T0 ))s] $*"; }
 note() { echo "$*" | tee -a "$SUMMARY"; }
+# The whole run stays inside BUDGET seconds (default 520: a run(timeout_s=570)
+# gets its summary back): each step's limit is cut to what is left, and a
+# step with under 15 s left is skipped and said so.
+BUDGET="${G3_DEVICE_CHECK_BUDGET:-520}"
 # step NAME SECONDS CMD...: runs CMD under a time limit; the summary gets its status
 step() {
   local name=$1 limit=$2; shift 2
+  local left=$(( BUDGET - ($(date +%s) - T0) ))
+  if [ "$left" -lt 15 ]; then note "$name: SKIPPED (the ${BUDGET}s budget is spent)"; return 124; fi
+  [ "$limit" -gt "$left" ] && limit=$left
   local s; s=$(date +%s)
   say "$name (limit ${limit}s): $*"
   timeout --kill-after=10 "$limit" "$@"
@@ -147,7 +155,7 @@ build() {
     gcc -o "$B/test_cuda_ops" "$B/test_cuda_ops.o" "${engine[@]}" -pthread -lm || return 1
   fi
 }
-step build 300 bash -c "$(declare -f build); B='$B' MODE='$MODE' JOBS='$JOBS' GOLDEN='$GOLDEN' NVCC='$NVCC' ARCH='$ARCH' build" || {
+step build 200 bash -c "$(declare -f build); B='$B' MODE='$MODE' JOBS='$JOBS' GOLDEN='$GOLDEN' NVCC='$NVCC' ARCH='$ARCH' build" || {
   say "the build failed: nothing else can run"; cat "$SUMMARY"; exit 1; }
 LITE="$B/gemma-chat-lite"
 if [ "$BUILD_ONLY" = 1 ]; then
@@ -160,20 +168,20 @@ mkdir -p "$MODELS"
 if [ "$MODE" = gpu ]; then SHAPES=(1b 27b); DEV=cuda; else SHAPES=(tiny); DEV=cpu; fi
 BIG=${SHAPES[${#SHAPES[@]}-1]}
 if [ "$MODE" = gpu ]; then
-  ( timeout 330 "$LITE" make-test-model --shape 27b --type q4_0 --quiet -o "$MODELS/g3-27b-q4_0.gguf" \
+  ( timeout 300 "$LITE" make-test-model --shape 27b --type q4_0 --quiet -o "$MODELS/g3-27b-q4_0.gguf" \
       > "$OUT_DIR/make-27b.log" 2>&1; echo $? > "$MODELS/27b.rc" ) &
   BIG_PID=$!
   say "making the 27B Q4_0 model in the background (pid $BIG_PID)"
 fi
 
 # ---- 2. the CUDA tests ----
-step test_cuda_ops 240 "$B/test_cuda_ops"
+step test_cuda_ops 150 "$B/test_cuda_ops"
 
 # ---- 3b/4. models and bench figures ----
 bench_shape() {
   local shape=$1 ctx=$2 file="$MODELS/g3-$1-q4_0.gguf"
   if [ ! -f "$file" ] || [ "$shape" != 27b ]; then
-    step "make-test-model $shape" 120 "$LITE" make-test-model --shape "$shape" --type q4_0 --quiet -o "$file" || return 1
+    step "make-test-model $shape" 90 "$LITE" make-test-model --shape "$shape" --type q4_0 --quiet -o "$file" || return 1
   fi
   ls -la "$file"
   step "bench $shape pp512+tg128 c$ctx" 150 "$LITE" bench -m "$file" -p 512 -n 128 -r 2 -c "$ctx" --device "$DEV" \
