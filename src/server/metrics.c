@@ -13,7 +13,7 @@ static const char *const k_paths[SRV_ROUTE_COUNT] = {"/v1/chat/completions", "/v
                                                      "/api/conversations", "/api/conversations/{id}",
                                                      "/api/conversations/{id}/answer", "/api/conversations/{id}/stop",
                                                      "/api/conversations/{id}/export", "/api/attachments/{id}",
-                                                     "/api/info", "other"};
+                                                     "/api/info", "/", "other"};
 
 const char *srv_route_path(srv_route r) { return r < SRV_ROUTE_COUNT ? k_paths[r] : "other"; }
 

@@ -24,6 +24,7 @@ typedef enum srv_route {
     SRV_ROUTE_API_EXPORT,        /* /api/conversations/{id}/export */
     SRV_ROUTE_API_ATTACHMENT,    /* /api/attachments/{id} */
     SRV_ROUTE_API_INFO,          /* /api/presets, /api/info */
+    SRV_ROUTE_WEB,               /* the chat page: /, /index.html, /assets/..., /favicon.ico */
     SRV_ROUTE_OTHER,       /* anything else (404) */
     SRV_ROUTE_COUNT
 } srv_route;

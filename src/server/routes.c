@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "server/server_internal.h"
+#include "server/web_assets.h"
 
 typedef struct route_def {
     const char *path;
@@ -92,6 +93,13 @@ bool srv_is_json_type(const char *ct) {
 
 int srv_route_begin(srv_exchange *x, unsigned long long content_length, bool has_length) {
     if (!strncmp(x->path, "/api/", 5)) return srv_native_begin(x, content_length, has_length);
+    if (srv_web_is_page_path(x->path)) { /* the chat page: no key (its API calls carry it) */
+        x->route = SRV_ROUTE_WEB;
+        if (!strcmp(x->method, "GET") || !strcmp(x->method, "HEAD")) return 0;
+        char msg[160];
+        snprintf(msg, sizeof msg, "method %.16s is not allowed on %.100s (use GET)", x->method, x->path);
+        return refuse(x, 405, "invalid_request_error", "method_not_allowed", NULL, "GET, HEAD", msg);
+    }
     const route_def *r = find_route(x->path);
     if (!r) {
         char msg[400];
@@ -206,6 +214,8 @@ int srv_route_body(srv_exchange *x, const char *body, size_t len) {
         return health(x);
     case SRV_ROUTE_METRICS:
         return metrics(x);
+    case SRV_ROUTE_WEB:
+        return srv_web_asset(x);
     default:
         return refuse(x, 404, "invalid_request_error", "unknown_url", NULL, NULL, "unknown route") < 0 ? -1 : 0;
     }
