@@ -8,7 +8,7 @@ import * as api from './api.js';
 import { setMarkdown } from './markdown.js';
 import { classify, checkLimits, toRequest, renderChips, release, formatSize } from './attachments.js';
 import { SettingsPanel } from './settings.js';
-import { ConversationList } from './conversations.js';
+import { ConversationList, plainTitle } from './conversations.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -259,7 +259,7 @@ function statusFromResult(r) {
 // ---- conversations ----------------------------------------------------------------
 
 function setTitle() {
-  const title = S.conv ? S.conv.title || 'Untitled' : 'New chat';
+  const title = S.conv ? plainTitle(S.conv.title) : 'New chat';
   ui.exportBtn.hidden = !S.conv;
   ui.title.textContent = title;
   document.title = S.conv ? `${title} · gemma-chat` : 'gemma-chat';

@@ -8,9 +8,21 @@ const PAGE = 50;
 // Drawn, not an emoji: a system without an emoji font shows a box for 🗑.
 const TRASH = '<svg class="ico" viewBox="0 0 24 24" aria-hidden="true"><path d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6"/></svg>';
 
-function when(unixSeconds) {
-  if (!unixSeconds) return '';
-  const d = new Date(unixSeconds * 1000);
+// The store's times are Unix milliseconds; seconds are accepted too (a
+// value below 1e11 ms would be before 1973).
+export function toDate(t) {
+  return new Date(t < 1e11 ? t * 1000 : t);
+}
+
+// Titles are the first line of the first message, often with Markdown
+// emphasis or code marks in it: shown without them.
+export function plainTitle(title) {
+  return String(title || '').replace(/\*\*|__|`/g, '').replace(/^#+\s*/, '').trim() || 'Untitled';
+}
+
+function when(t) {
+  if (!t) return '';
+  const d = toDate(t);
   const now = new Date();
   if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   return d.toLocaleDateString([], { month: 'short', day: 'numeric', year: d.getFullYear() === now.getFullYear() ? undefined : 'numeric' });
@@ -77,15 +89,15 @@ export class ConversationList {
     open.className = 'conv-open';
     const title = document.createElement('span');
     title.className = 'conv-name';
-    title.textContent = c.title || 'Untitled';
+    title.textContent = plainTitle(c.title);
     const meta = document.createElement('span');
     meta.className = 'conv-when';
     meta.textContent = when(c.updated_at);
     open.append(title, meta);
     open.addEventListener('click', () => this.onOpen(c.id));
-    const rename = this.iconButton('✎', `Rename “${c.title || 'Untitled'}”`, 'rename');
+    const rename = this.iconButton('✎', `Rename “${plainTitle(c.title)}”`, 'rename');
     rename.addEventListener('click', () => this.startRename(li, c));
-    const del = this.iconButton('', `Delete “${c.title || 'Untitled'}”`, 'delete');
+    const del = this.iconButton('', `Delete “${plainTitle(c.title)}”`, 'delete');
     del.innerHTML = TRASH;
     del.addEventListener('click', () => this.confirmDelete(del, c));
     li.append(open, rename, del);
