@@ -136,7 +136,7 @@ typedef struct g3_context_params {
      * decode ~1.3x. No effect on the scalar path, which is always exact. */
     bool exact_activations;
     /* CPU or the CUDA backend (src/cuda/g3_cuda.h: the text model on the
-     * GPU, the KV cache in device memory; f32, f16 or bf16 only). With
+     * GPU, the KV cache in device memory, any of the four types). With
      * CUDA, n_threads is unused, the memory check is against the GPU's
      * free memory, and exact_activations makes prefill products f32 FMAs
      * instead of TF32 tensor-core products. */

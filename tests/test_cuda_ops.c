@@ -219,10 +219,18 @@ static void test_norm_rope(void **state) {
 
 /* ---- attention over a ring of cached keys and values ---- */
 
-static float kv_round(float v, g3_kv_type t) {
-    if (t == G3_KV_F16) return g3_f16_to_f32(g3_f32_to_f16(v));
-    if (t == G3_KV_BF16) return g3_bf16_to_f32(g3_f32_to_bf16(v));
-    return v;
+/* The cache's rows as the reference reads them back: n rows of w values
+ * through the cache type and back (q8_0 by whole rows: blocks of 32). */
+static void kv_round_rows(float *x, uint32_t n, uint32_t w, g3_kv_type t) {
+    if (t == G3_KV_F32) return;
+    const g3_type_ops *ops = g3_type_ops_get((uint32_t)t);
+    uint8_t *buf = malloc((size_t)w * 4);
+    assert_non_null(buf);
+    for (uint32_t r = 0; r < n; r++) {
+        ops->from_float(x + (size_t)r * w, buf, w);
+        ops->to_float(buf, x + (size_t)r * w, w);
+    }
+    free(buf);
 }
 
 static void check_attention(uint32_t H, uint32_t HKV, uint32_t D, uint32_t n_past, uint32_t T, uint32_t window,
@@ -240,6 +248,8 @@ static void check_attention(uint32_t H, uint32_t HKV, uint32_t D, uint32_t n_pas
     g3_error err = {{0}};
     if (g3_cuda_test_attention(q, T, H, HKV, D, k, v, slots, kt, pos, window, bidi, softcap, out, &err))
         fail_msg("%s", err.msg);
+    kv_round_rows(k, slots, KVD, kt);
+    kv_round_rows(v, slots, KVD, kt);
     for (uint32_t t = 0; t < T; t++)
         for (uint32_t h = 0; h < H; h++) {
             const uint32_t p = pos[t], hi = bidi ? pos[T - 1] : p, lo = (window && p + 1 > window) ? p + 1 - window : 0;
@@ -247,14 +257,14 @@ static void check_attention(uint32_t H, uint32_t HKV, uint32_t D, uint32_t n_pas
             for (uint32_t j = 0; j < n; j++) {
                 const float *kr = k + (size_t)((lo + j) % slots) * KVD + hkv * D;
                 float dot = 0.0f;
-                for (uint32_t d = 0; d < D; d++) dot += q[(size_t)t * H * D + h * D + d] * kv_round(kr[d], kt);
+                for (uint32_t d = 0; d < D; d++) dot += q[(size_t)t * H * D + h * D + d] * kr[d];
                 s[j] = softcap > 0.0f ? softcap * tanhf(dot / softcap) : dot;
             }
             g3_softmax(s, (int)n);
             for (uint32_t d = 0; d < D; d++) {
                 double ref = 0.0;
                 for (uint32_t j = 0; j < n; j++)
-                    ref += (double)s[j] * kv_round(v[(size_t)((lo + j) % slots) * KVD + hkv * D + d], kt);
+                    ref += (double)s[j] * v[(size_t)((lo + j) % slots) * KVD + hkv * D + d];
                 const float got = out[(size_t)t * H * D + h * D + d];
                 if (fabs(got - ref) > 2e-5 * (1.0 + fabs(ref)))
                     fail_msg("attention H=%u HKV=%u D=%u n_past=%u T=%u window=%u bidi=%d cap=%g kv=%s: row %u head "
@@ -267,8 +277,8 @@ static void check_attention(uint32_t H, uint32_t HKV, uint32_t D, uint32_t n_pas
 
 static void test_attention(void **state) {
     (void)state;
-    const g3_kv_type kts[] = {G3_KV_F32, G3_KV_F16, G3_KV_BF16};
-    for (size_t i = 0; i < 3; i++) {
+    const g3_kv_type kts[] = {G3_KV_F32, G3_KV_F16, G3_KV_BF16, G3_KV_Q8_0};
+    for (size_t i = 0; i < 4; i++) {
         check_attention(4, 1, 32, 0, 1, 0, false, 0.0f, kts[i]);
         check_attention(4, 1, 32, 40, 5, 16, false, 0.0f, kts[i]);     /* ring of a local layer */
         check_attention(4, 1, 32, 3, 33, 16, false, 0.0f, kts[i]);     /* prefill past the window */
@@ -324,8 +334,10 @@ static void check_model(const char *file, g3_kv_type kt, bool exact, double tol)
         printf("%s kv %s %s%s: max |logit CUDA - CPU| = %.3g\n", file, g3_kv_type_name(kt),
                exact ? "exact" : "tf32", chunked ? ", chunks of 16" : "", worst);
         if (worst > tol) fail_msg("%s: logits differ by %g (tolerance %g)", file, worst, tol);
-        /* greedy continuation, one token at a time (the matrix-vector path) */
-        if (exact) {
+        /* greedy continuation, one token at a time (the matrix-vector path);
+         * q8_0 rounds keys that differ in the last bit to different steps:
+         * near-ties may go either way there */
+        if (exact && kt != G3_KV_Q8_0) {
             int a = argmax(lc + (size_t)(n - 1) * V, V), b = argmax(lg + (size_t)(n - 1) * V, V);
             for (int i = 0; i < 20; i++) {
                 if (a != b) fail_msg("%s: greedy token %d: CPU %d, CUDA %d", file, i, a, b);
@@ -368,6 +380,7 @@ static void test_golden_models(void **state) {
         check_model(files[i], G3_KV_F32, true, 1e-3);
         check_model(files[i], G3_KV_F16, true, 1e-3);
     }
+    check_model("g3-1b-s1234-q8_0.gguf", G3_KV_Q8_0, true, 2e-2);
     /* TF32 prefill: within the golden rule's reach of the exact pass */
     check_model("g3-1b-s1234-q4_0.gguf", G3_KV_F16, false, 5e-2);
 }
@@ -462,7 +475,7 @@ static void test_golden_rule(void **state) {
         for (size_t j = 0; j < 3; j++) check_golden_case(types[i], seqs[j]);
 }
 
-/* A q8_0 KV cache is refused on the GPU with a message, not mis-run. */
+/* A context the GPU cannot hold is refused with the numbers, not attempted. */
 static void test_refusals(void **state) {
     (void)state;
     char path[512];
@@ -470,10 +483,11 @@ static void test_refusals(void **state) {
     g3_model *m = NULL;
     g3_error err = {{0}};
     if (g3_model_load(path, &m, &err)) fail_msg("%s", err.msg);
-    g3_context_params p = {.n_ctx = 64, .kv_type = G3_KV_Q8_0, .device = G3_DEVICE_CUDA};
+    g3_context_params p = {.n_ctx = 1u << 24, .n_seq = 256, .kv_type = G3_KV_F32, .device = G3_DEVICE_CUDA};
     g3_context *ctx = NULL;
     assert_int_not_equal(g3_context_new(m, &p, &ctx, &err), 0);
-    assert_non_null(strstr(err.msg, "q8_0"));
+    printf("refused: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "GPU memory"));
     g3_model_free(m);
 }
 

@@ -295,11 +295,9 @@ struct g3_cuda_ctx {
     uint64_t kv_bytes, scratch_bytes;
 };
 
-static uint32_t kv_elem_bytes(g3_kv_type t) { return t == G3_KV_F32 ? 4 : 2; }
-
 extern "C" int g3_cuda_kv_type_check(g3_kv_type t, g3_error *err) {
-    if (t == G3_KV_F32 || t == G3_KV_F16 || t == G3_KV_BF16) return 0;
-    return g3_fail(err, "the CUDA backend keeps the KV cache in f32, f16 or bf16; q8_0 is CPU-only so far");
+    if (t == G3_KV_F32 || t == G3_KV_F16 || t == G3_KV_BF16 || t == G3_KV_Q8_0) return 0;
+    return g3_fail(err, "the CUDA backend keeps the KV cache in f32, f16, bf16 or q8_0, not type %d", (int)t);
 }
 
 typedef struct scratch_layout {
@@ -336,7 +334,7 @@ static void layout_scratch(const g3_config *c, uint32_t U, uint32_t max_blocks, 
 #define PLAN_MAX_BLOCKS 528 /* 2 x 132 SMs x 2: the sizes the planner assumes (an H100/H200 has 132) */
 
 static uint64_t kv_layer_bytes(const g3_config *c, uint32_t slots, g3_kv_type t) {
-    return align256((uint64_t)slots * c->n_head_kv * c->head_dim * kv_elem_bytes(t));
+    return align256((uint64_t)slots * g3_cuda_kv_row_bytes((uint32_t)t, c->n_head_kv * c->head_dim));
 }
 
 extern "C" void g3_cuda_ctx_bytes(const g3_config *cfg, const g3_cuda_ctx_params *p, uint64_t *kv_bytes,
@@ -475,7 +473,8 @@ extern "C" int g3_cuda_forward(g3_cuda_ctx *c, const g3_cuda_batch *b, g3_error 
     if (select_device(err)) return -1;
     cudaStream_t s = c->stream;
     const dev_rows rows = {c->rows, c->rows + c->n_ubatch, T};
-    const dev_kv kv = {c->kv_ptrs, c->kv_ptrs + (size_t)c->n_seq * L, c->n_slots, L, c->kv_type};
+    const dev_kv kv = {c->kv_ptrs, c->kv_ptrs + (size_t)c->n_seq * L, c->n_slots, L, c->kv_type,
+                       g3_cuda_kv_row_bytes(c->kv_type, KVD)};
 
     CK(cudaMemcpyAsync(c->x, b->x, sizeof(float) * T * E, cudaMemcpyHostToDevice, s), "uploading the embeddings");
     CK(cudaMemcpyAsync(c->rows, b->seq, sizeof(uint32_t) * T, cudaMemcpyHostToDevice, s), "uploading the batch rows");
@@ -628,7 +627,7 @@ extern "C" int g3_cuda_test_norm_rope(float *v, uint32_t n_heads, uint32_t D, co
         CK(cudaMemcpy(dslots, &one, sizeof one, cudaMemcpyHostToDevice), "uploading slots");
         CK(cudaMemcpy(dptrs, nulls, sizeof nulls, cudaMemcpyHostToDevice), "uploading the KV table");
         const dev_rows rows = {drows, drows + 1, 1};
-        const dev_kv kv = {dptrs, dptrs + 1, dslots, 1, DT_F32};
+        const dev_kv kv = {dptrs, dptrs + 1, dslots, 1, DT_F32, 0};
         /* no KV heads: nothing is stored */
         CK(launch_qk_rope_store(dv, NULL, NULL, dw, dw, n_heads, 0, D, eps, dpw, freq_scale, scale, &rows, &kv, 0, 0),
            "qk-norm and rope");
@@ -678,8 +677,9 @@ extern "C" int g3_cuda_test_attention(const float *q, uint32_t T, uint32_t H, ui
         CK(cudaMalloc((void **)&dpart, sizeof(float) * g3_cuda_attn_part_floats(T, H, HKV, D, max_blocks)),
            "allocating the partial results");
         CK(cudaMalloc((void **)&dtmp, sizeof(float) * nkv), "allocating the cache staging");
-        CK(cudaMalloc((void **)&dk, nkv * kv_elem_bytes(kv_type)), "allocating keys");
-        CK(cudaMalloc((void **)&dvv, nkv * kv_elem_bytes(kv_type)), "allocating values");
+        const uint32_t rb = g3_cuda_kv_row_bytes((uint32_t)kv_type, HKV * D);
+        CK(cudaMalloc((void **)&dk, (uint64_t)slots * rb), "allocating keys");
+        CK(cudaMalloc((void **)&dvv, (uint64_t)slots * rb), "allocating values");
         CK(cudaMalloc((void **)&drows, sizeof(uint32_t) * 2 * T), "allocating rows");
         CK(cudaMalloc((void **)&dslots, sizeof(uint32_t)), "allocating slots");
         CK(cudaMalloc((void **)&dptrs, sizeof(void *) * 2), "allocating the KV table");
@@ -694,7 +694,7 @@ extern "C" int g3_cuda_test_attention(const float *q, uint32_t T, uint32_t H, ui
         CK(cudaMemcpy(dslots, &one_slots, sizeof one_slots, cudaMemcpyHostToDevice), "uploading slots");
         CK(cudaMemcpy(dptrs, ptrs, sizeof ptrs, cudaMemcpyHostToDevice), "uploading the KV table");
         const dev_rows rows = {drows, drows + T, T};
-        const dev_kv kv = {dptrs, dptrs + 1, dslots, 1, (uint32_t)kv_type};
+        const dev_kv kv = {dptrs, dptrs + 1, dslots, 1, (uint32_t)kv_type, rb};
         CK(launch_attention(dq, datt, H, HKV, D, &rows, pos, &kv, 0, window, bidirectional, softcap, dpart, max_blocks,
                             0),
            "attention");

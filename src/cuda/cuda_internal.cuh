@@ -73,7 +73,13 @@ typedef struct dev_kv {
     const uint32_t *n_slots; /* device array [n_layer] */
     uint32_t n_layer;
     uint32_t kv_type;
+    uint32_t row_bytes; /* one position's keys (or values): HKV*D elements; q8_0: HKV*D/32 blocks of 34 bytes */
 } dev_kv;
+
+/* Bytes of one cached row of n values (n a multiple of 32 for q8_0). */
+static inline uint32_t g3_cuda_kv_row_bytes(uint32_t kv_type, uint32_t n) {
+    return kv_type == DT_Q8_0 ? n / 32 * 34 : kv_type == DT_F32 ? 4 * n : 2 * n;
+}
 
 /* The rows of a batch: device arrays of T entries. */
 typedef struct dev_rows {
@@ -97,8 +103,8 @@ cudaError_t launch_attention(const float *q, float *att, uint32_t H, uint32_t HK
 uint64_t g3_cuda_attn_part_floats(uint32_t U, uint32_t H, uint32_t HKV, uint32_t D, uint32_t max_blocks);
 /* Whether the attention kernels cover this head size and GQA group. */
 bool g3_cuda_attn_supported(uint32_t H, uint32_t HKV, uint32_t D);
-/* Writes n rows of HKV*D f32 values (host order, row p at slot p) into a
- * cache layer of kv_type (tests). */
+/* Writes n f32 values (rows of HKV*D, row p at slot p) into a cache layer
+ * of kv_type, as the forward pass stores them (tests). */
 cudaError_t launch_kv_fill(void *dst, const float *src, uint64_t n, uint32_t kv_type, cudaStream_t s);
 
 #endif

@@ -577,7 +577,10 @@ cudaError_t launch_softcap(float *x, uint64_t n, float cap, cudaStream_t s) {
     return cudaGetLastError();
 }
 
-/* ---- KV cache element types ---- */
+/* ---- KV cache element types: f32, f16, bf16, and q8_0 (kv_q8: blocks of
+ * an f16 scale and 32 int8, as tensor/quant_legacy.c) ---- */
+
+struct kv_q8 {};
 
 template <typename KT> __device__ __forceinline__ KT to_kv(float v);
 template <> __device__ __forceinline__ float to_kv<float>(float v) { return v; }
@@ -590,6 +593,51 @@ template <> __device__ __forceinline__ __nv_bfloat16 to_kv<__nv_bfloat16>(float 
 __device__ __forceinline__ float from_kv(float v) { return v; }
 __device__ __forceinline__ float from_kv(__half v) { return __half2float(v); }
 __device__ __forceinline__ float from_kv(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+/* n values (a row) of a cache row; the threads of a block share the work */
+template <typename KT> __device__ __forceinline__ void store_kv_row(uint8_t *row, const float *src, uint32_t n) {
+    for (uint32_t j = threadIdx.x; j < n; j += blockDim.x) ((KT *)row)[j] = to_kv<KT>(src[j]);
+}
+/* q8_0: g3_q8_0_from_float (d = amax / 127, q = roundf(x / d) clamped, d
+ * stored as f16), one block of 32 per thread */
+template <> __device__ __forceinline__ void store_kv_row<kv_q8>(uint8_t *row, const float *src, uint32_t n) {
+    for (uint32_t b = threadIdx.x; b < n / 32; b += blockDim.x) {
+        const float *x = src + 32 * b;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint8_t *blk = row + 34 * b;
+        const __half hd = __float2half_rn(d);
+        *(uint16_t *)blk = __half_as_ushort(hd);
+        for (int j = 0; j < 32; j++) {
+            float v = roundf(x[j] * id);
+            if (!(v >= -128.0f)) v = -128.0f;
+            if (v > 127.0f) v = 127.0f;
+            ((int8_t *)(blk + 2))[j] = (int8_t)v;
+        }
+    }
+}
+
+/* DPL consecutive values from element e0 of a cache row (e0 a multiple of
+ * DPL, DPL dividing 32: they never straddle a q8_0 block) */
+template <typename KT, int DPL> __device__ __forceinline__ void load_kv(const uint8_t *row, uint32_t e0, float *out) {
+#pragma unroll
+    for (int i = 0; i < DPL; i++) out[i] = from_kv(((const KT *)row)[e0 + i]);
+}
+template <> __device__ __forceinline__ void load_kv<kv_q8, 1>(const uint8_t *row, uint32_t e0, float *out) {
+    const uint8_t *blk = row + 34 * (e0 / 32);
+    out[0] = (float)((const int8_t *)(blk + 2))[e0 % 32] * h2f(*(const uint16_t *)blk);
+}
+#define LOAD_KV_Q8(N)                                                                                              \
+    template <> __device__ __forceinline__ void load_kv<kv_q8, N>(const uint8_t *row, uint32_t e0, float *out) {   \
+        const uint8_t *blk = row + 34 * (e0 / 32);                                                                 \
+        const float d = h2f(*(const uint16_t *)blk);                                                               \
+        const int8_t *q = (const int8_t *)(blk + 2) + e0 % 32;                                                     \
+        _Pragma("unroll") for (int i = 0; i < N; i++) out[i] = (float)q[i] * d;                                    \
+    }
+LOAD_KV_Q8(2)
+LOAD_KV_Q8(4)
+LOAD_KV_Q8(8)
 
 /* ---- QK-norm, RoPE, the attention scale; k and v into the cache
  * (gemma3_forward.c qk_rope_store_task, ops.c g3_rope_neox) ---- */
@@ -634,13 +682,12 @@ __global__ void __launch_bounds__(QK_THREADS)
         __syncwarp();
     }
     __syncthreads();
+    if (KVD == 0) return;
     const uint32_t seq = rows.seq[t], slot = pos % kv.n_slots[il];
-    KT *kc = (KT *)kv.k[(size_t)seq * kv.n_layer + il] + (size_t)slot * KVD;
-    KT *vc = (KT *)kv.v[(size_t)seq * kv.n_layer + il] + (size_t)slot * KVD;
-    for (uint32_t j = threadIdx.x; j < KVD; j += blockDim.x) {
-        kc[j] = to_kv<KT>(k[(size_t)t * KVD + j]);
-        vc[j] = to_kv<KT>(v[(size_t)t * KVD + j]);
-    }
+    uint8_t *kc = (uint8_t *)kv.k[(size_t)seq * kv.n_layer + il] + (size_t)slot * kv.row_bytes;
+    uint8_t *vc = (uint8_t *)kv.v[(size_t)seq * kv.n_layer + il] + (size_t)slot * kv.row_bytes;
+    store_kv_row<KT>(kc, k + (size_t)t * KVD, KVD);
+    store_kv_row<KT>(vc, v + (size_t)t * KVD, KVD);
 }
 
 cudaError_t launch_qk_rope_store(float *q, float *k, const float *v, const float *qw, const float *kw, uint32_t H,
@@ -661,6 +708,10 @@ cudaError_t launch_qk_rope_store(float *q, float *k, const float *v, const float
         k_qk_rope_store<__nv_bfloat16><<<rows->T, QK_THREADS, 0, s>>>(q, k, v, qw, kw, H, HKV, D, eps, pw, fscale,
                                                                       scale, *rows, *kv, il);
         break;
+    case DT_Q8_0:
+        k_qk_rope_store<kv_q8><<<rows->T, QK_THREADS, 0, s>>>(q, k, v, qw, kw, H, HKV, D, eps, pw, fscale, scale,
+                                                              *rows, *kv, il);
+        break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -671,6 +722,11 @@ template <typename KT> __global__ void k_kv_fill(KT *dst, const float *src, uint
     if (i < n) dst[i] = to_kv<KT>(src[i]);
 }
 
+/* q8_0: one block of 32 values per thread block (32 values, one thread) */
+__global__ void k_kv_fill_q8(uint8_t *dst, const float *src) {
+    store_kv_row<kv_q8>(dst + 34 * (size_t)blockIdx.x, src + 32 * (size_t)blockIdx.x, 32);
+}
+
 cudaError_t launch_kv_fill(void *dst, const float *src, uint64_t n, uint32_t kv_type, cudaStream_t s) {
     const unsigned blocks = (unsigned)((n + 255) / 256);
     if (n == 0) return cudaSuccess;
@@ -678,6 +734,10 @@ cudaError_t launch_kv_fill(void *dst, const float *src, uint64_t n, uint32_t kv_
     case DT_F32: k_kv_fill<float><<<blocks, 256, 0, s>>>((float *)dst, src, n); break;
     case DT_F16: k_kv_fill<__half><<<blocks, 256, 0, s>>>((__half *)dst, src, n); break;
     case DT_BF16: k_kv_fill<__nv_bfloat16><<<blocks, 256, 0, s>>>((__nv_bfloat16 *)dst, src, n); break;
+    case DT_Q8_0:
+        if (n % 32) return cudaErrorInvalidValue;
+        k_kv_fill_q8<<<(unsigned)(n / 32), 32, 0, s>>>((uint8_t *)dst, src);
+        break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -709,9 +769,9 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     const uint32_t lo = (window && pos + 1 > window) ? pos + 1 - window : 0;
     const uint32_t n = hi - lo + 1, per = (n + n_split - 1) / n_split;
     const uint32_t a = lo + split * per, b = min(a + per, hi + 1);
-    const uint32_t slots = kv.n_slots[il], KVD = HKV * D;
-    const KT *K = (const KT *)kv.k[(size_t)seq * kv.n_layer + il] + hkv * D + lane * DPL;
-    const KT *V = (const KT *)kv.v[(size_t)seq * kv.n_layer + il] + hkv * D + lane * DPL;
+    const uint32_t slots = kv.n_slots[il], e0 = hkv * D + lane * DPL;
+    const uint8_t *K = (const uint8_t *)kv.k[(size_t)seq * kv.n_layer + il];
+    const uint8_t *V = (const uint8_t *)kv.v[(size_t)seq * kv.n_layer + il];
 
     float qr[G][DPL], acc[G][DPL], m[G], l[G];
 #pragma unroll
@@ -726,13 +786,10 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
         l[g] = 0.0f;
     }
     for (uint32_t p = a + warp; p < b; p += ATT_WARPS) {
-        const size_t off = (size_t)(p % slots) * KVD;
+        const size_t off = (size_t)(p % slots) * kv.row_bytes;
         float kf[DPL], vf[DPL];
-#pragma unroll
-        for (int i = 0; i < DPL; i++) {
-            kf[i] = from_kv(K[off + i]);
-            vf[i] = from_kv(V[off + i]);
-        }
+        load_kv<KT, DPL>(K + off, e0, kf);
+        load_kv<KT, DPL>(V + off, e0, vf);
 #pragma unroll
         for (int g = 0; g < G; g++) {
             float s = 0.0f;
@@ -875,6 +932,9 @@ cudaError_t launch_attention(const float *q, float *att, uint32_t H, uint32_t HK
     case DT_BF16:
         attention_d<__nv_bfloat16>(DPL, G, grid, s, q, H, HKV, rows, kv, il, window, bidirectional, softcap, n_split,
                                    part);
+        break;
+    case DT_Q8_0:
+        attention_d<kv_q8>(DPL, G, grid, s, q, H, HKV, rows, kv, il, window, bidirectional, softcap, n_split, part);
         break;
     default: return cudaErrorInvalidValue;
     }

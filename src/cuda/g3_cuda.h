@@ -21,8 +21,8 @@
  *   f32 FMAs on the CUDA cores. No cuBLAS.
  * RMSNorm (sum of squares in double, as the CPU reference), QK-norm, RoPE
  * (NEOX, angles in double, local and global bases, linear scaling on global
- * layers), GeGLU (tanh GELU), the KV cache (f32, f16 or bf16 rows in device
- * memory, the planner's ring sizes: global layers n_ctx slots, local layers
+ * layers), GeGLU (tanh GELU), the KV cache (f32, f16, bf16 or q8_0 rows in
+ * device memory, the planner's ring sizes: global layers n_ctx slots, local layers
  * window + slack), attention over it (causal, sliding window on local
  * layers, bidirectional image blocks; split over the keys and merged, as
  * flash-decoding does), and the logits (final norm, output matrix, soft-cap
@@ -82,7 +82,7 @@ uint64_t g3_cuda_model_bytes(const g3_cuda_model *m);
 
 typedef struct g3_cuda_ctx_params {
     uint32_t n_ctx, n_ubatch, n_seq;
-    g3_kv_type kv_type;      /* f32, f16 or bf16 (q8_0 is CPU-only so far) */
+    g3_kv_type kv_type;      /* f32, f16, bf16 or q8_0 */
     const uint32_t *n_slots; /* per layer: ring slots (model/memory_plan.h) */
     bool exact;              /* prefill products in f32 FMAs instead of TF32 */
 } g3_cuda_ctx_params;
