@@ -173,6 +173,14 @@ async function setSetting(page, key, value) {
   if (wasHidden) await page.click('#toggle-settings');
 }
 
+// The tiny model's answers at top-k 1: the same text every run. Sampled,
+// its random weights now and then produce a NUL byte, which the store
+// refuses ("the answer contains a NUL byte"), and the answer is not saved.
+async function tinySettings(page, maxTokens) {
+  await setSetting(page, 'max_tokens', maxTokens);
+  await setSetting(page, 'top_k', 1);
+}
+
 const convId = (page) => page.evaluate(() => (/^#c=(\d+)$/.exec(location.hash) || [])[1]);
 
 // Counts the distinct texts the answer being written shows (each a DOM update).
@@ -242,12 +250,13 @@ let firstText;
 
 test('send: the answer streams in; reload and a server restart keep the conversation', async () => {
   const { page, context, problems } = await openPage(server.base);
-  await setSetting(page, 'max_tokens', 600);
+  await tinySettings(page, 600);
   await watchStreaming(page);
   firstText = 'Hello Gemma, tell me about **foxes**.';
   await send(page, firstText);
   const updates = await page.evaluate(() => window.__streamTexts.length);
   assert.ok(updates > 1, `the answer appeared in more than one DOM update before it finished (${updates})`);
+  console.log(`the streamed answer showed ${updates} successive texts`);
   firstConv = await convId(page);
   assert.ok(firstConv, 'the address holds the conversation id');
   const answer = await page.textContent('#transcript article.msg.assistant:last-of-type .msg-body');
@@ -279,7 +288,7 @@ test('send: the answer streams in; reload and a server restart keep the conversa
 test('attachments: an image and a PDF (made here) go with the message and stay in the transcript', async () => {
   const { page, context, problems } = await openPage(server.base);
   await page.click('#new-chat');
-  await setSetting(page, 'max_tokens', 100);
+  await tinySettings(page, 100);
   await page.setInputFiles('#file-input', [
     { name: 'square.png', mimeType: 'image/png', buffer: makePng() },
     { name: 'note.pdf', mimeType: 'application/pdf', buffer: makePdf('The secret word is heliotrope.') },
@@ -349,7 +358,7 @@ test('preset: choosing one fills the system prompt, and the next request carries
   assert.deepEqual(options, presets.map((p) => p.label));
   await page.selectOption('#preset', 'tutor');
   assert.equal(await page.inputValue('#system'), tutor.system);
-  await setSetting(page, 'max_tokens', 100);
+  await tinySettings(page, 100);
   await send(page, 'Explain fractions.');
   const id = await convId(page);
   let conv = await apiGet(server, `/api/conversations/${id}`);
@@ -372,7 +381,7 @@ test('preset: choosing one fills the system prompt, and the next request carries
 test('hostile Markdown renders inert: raw HTML shown as text, javascript: links removed', async () => {
   const { page, context, problems } = await openPage(server.base);
   await page.click('#new-chat');
-  await setSetting(page, 'max_tokens', 100);
+  await tinySettings(page, 100);
   await send(page, 'Look: <img src=x onerror=alert(1)> and [x](javascript:alert(1)) and [y](JaVaScRiPt:alert(2)) '
     + '<a href="javascript:alert(3)">z</a> <script>alert(4)</script>');
   await page.waitForTimeout(500); // an onerror would have fired by now
@@ -395,7 +404,7 @@ test('hostile Markdown renders inert: raw HTML shown as text, javascript: links 
 test('the list: rename, search by title, delete; edit and resend the last message', async () => {
   const { page, context, problems } = await openPage(server.base);
   await page.click('#new-chat');
-  await setSetting(page, 'max_tokens', 100);
+  await tinySettings(page, 100);
   await send(page, 'A message to edit');
   const id = await convId(page);
   const item = `#conv-list li[data-id="${id}"]`;
@@ -451,7 +460,7 @@ test('API key: asked once in the page (no prompt()), kept in the browser, sent a
     await page.press('#key-input', 'Enter');
     await page.waitForSelector('body.ready');
     assert.equal(await page.evaluate(() => localStorage.getItem('gemma-chat.api-key')), KEY);
-    await setSetting(page, 'max_tokens', 100);
+    await tinySettings(page, 100);
     await send(page, 'hello with a key');
     assert.equal(await page.locator('#transcript .msg.error').count(), 0);
     await page.reload();
@@ -468,7 +477,7 @@ test('screenshots at 1280x800 and 390x844, light and dark', async () => {
   // A conversation worth looking at: Markdown with a code block, an answer.
   const { page, context } = await openPage(server.base);
   await page.click('#new-chat');
-  await setSetting(page, 'max_tokens', 100);
+  await tinySettings(page, 100);
   await page.setInputFiles('#file-input', [{ name: 'chart.png', mimeType: 'image/png', buffer: makePng() }]);
   await send(page, 'Why does this **C** function crash?\n\n```c\nint first(const int *v) {\n    return v[0]; // v may be NULL\n}\n```');
   const id = await convId(page);

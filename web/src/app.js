@@ -200,19 +200,25 @@ function streamingView() {
   ui.transcript.append(art);
   scrollToBottom(true);
   let text = '';
-  let scheduled = false;
-  // Markdown is rendered at most once a frame: a fast model sends tokens
-  // quicker than re-rendering the whole answer each time would keep up with.
+  let timer = 0;
+  let last = 0;
+  const render = () => {
+    timer = 0;
+    last = performance.now();
+    const stick = nearBottom();
+    setMarkdown(body, text, copyText);
+    if (stick) scrollToBottom(true);
+  };
+  // The first text shows at once; then Markdown is rendered at most every
+  // 40 ms: a fast model sends tokens quicker than re-rendering the whole
+  // answer for each would keep up with. A timer, not requestAnimationFrame:
+  // in a background tab that would hold everything back to the end.
   const onToken = (t) => {
     text += t;
-    if (scheduled) return;
-    scheduled = true;
-    requestAnimationFrame(() => {
-      scheduled = false;
-      const stick = nearBottom();
-      setMarkdown(body, text, copyText);
-      if (stick) scrollToBottom(true);
-    });
+    if (timer) return;
+    const wait = 40 - (performance.now() - last);
+    if (wait <= 0) render();
+    else timer = setTimeout(render, wait);
   };
   return { art, body, onToken, text: () => text };
 }
