@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/utf8.h"
 #include "gemma3_media.h"
 #include "gemma3_text.h"
 #include "server/data_url.h"
@@ -280,6 +281,30 @@ static int load_kept(g3_store *st, const g3_store_turn *t, g3_store_attachment *
     return 0;
 }
 
+/* Model text as the store and JSON take it: a NUL byte (a token can decode
+ * to one) becomes U+FFFD, as does any invalid byte. The engine's pieces
+ * are complete UTF-8, so cleaning each piece and cleaning the whole answer
+ * give the same text: the token events add up to the stored message. */
+static char *clean_text(const char *s, size_t len) {
+    size_t n_nul = 0;
+    for (size_t i = 0; i < len; i++) n_nul += s[i] == 0;
+    if (!n_nul) return g3_utf8_sanitize(s, len, &(size_t){0});
+    if (len > (SIZE_MAX - 1) / 3) return NULL;
+    char *t = malloc(len + 2 * n_nul + 1), *p = t;
+    if (!t) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i]) {
+            *p++ = s[i];
+        } else {
+            memcpy(p, "\xEF\xBF\xBD", 3);
+            p += 3;
+        }
+    }
+    char *out = g3_utf8_sanitize(t, (size_t)(p - t), &(size_t){0});
+    free(t);
+    return out;
+}
+
 /* ---- storing the result ---------------------------------------------------- */
 
 static void error_of(const answer *a, srv_error *e) {
@@ -311,13 +336,19 @@ static cJSON *store_result(answer *a, srv_error *e) {
         return NULL;
     }
     g3_store *st = a->srv->cfg.store;
+    char *text = clean_text(j->text ? j->text : "", j->text ? j->result.text_len : 0);
+    if (!text) {
+        release_claim(a->srv, a->conv);
+        a->claimed = false;
+        oom(e);
+        return NULL;
+    }
     g3_store_answer ans;
     g3_store_answer_from_result(&ans, &j->result, &a->srv->record);
-    ans.text = j->text;
-    ans.text_len = j->result.text_len;
+    ans.text = text;
+    ans.text_len = strlen(text);
     ans.ids = j->ids;
     ans.n_ids = j->n_ids;
-    if (!j->text || strlen(j->text) != j->result.text_len) ans.ids = NULL, ans.n_ids = 0;
     g3_store_user_msg u = {.text = a->req.content ? a->req.content : "", .prompt_text = a->prompt_text,
                            .text_pos = a->text_pos, .attachments = a->att, .n_attachments = a->n_att};
     g3_error ge;
@@ -325,6 +356,7 @@ static cJSON *store_result(answer *a, srv_error *e) {
              : a->kind == SRV_MSG_EDIT
                  ? g3_store_replace_last_pair(st, a->conv, &u, a->req.keep_attachments, &ans, NULL, &ge)
                  : g3_store_replace_answer(st, a->conv, &ans, NULL, &ge);
+    free(text);
     release_claim(a->srv, a->conv);
     a->claimed = false;
     if (rc) {
@@ -475,9 +507,15 @@ static bool collect(answer *a) {
     }
     bool ok = true;
     if (len) {
-        cJSON *o = cJSON_CreateObject();
-        ok = o && cJSON_AddStringToObject(o, "text", text) && push_event(a, "token", o);
-        if (!ok && o && !cJSON_GetObjectItem(o, "text")) cJSON_Delete(o);
+        char *clean = clean_text(text, len);
+        cJSON *o = clean ? cJSON_CreateObject() : NULL;
+        if (o && cJSON_AddStringToObject(o, "text", clean)) {
+            ok = push_event(a, "token", o); /* takes o */
+        } else {
+            cJSON_Delete(o);
+            ok = false;
+        }
+        free(clean);
     }
     free(text);
     if (!ok || !done) return ok;
