@@ -46,7 +46,7 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 # sanitizers, with the SIMD kernels (masked loads and tails at buffer ends).
 asan_tests=(test_gguf test_types test_eval_api test_model_load test_tokenizer test_conversation test_media test_vision
             test_kernels test_weight_types test_base64 test_engine test_server_api test_store test_document
-            test_chat_store test_load test_crash_safety)
+            test_chat_store test_load test_crash_safety test_native_api)
 # The fuzz corpora (fuzz/corpus/TARGET, the inputs every fuzzer run found
 # worth keeping and every crash it found) replay under the sanitizers too.
 fuzz_replays=()

@@ -418,8 +418,9 @@ static server g_srv; /* the group's server */
 
 static int start_server(server *s, const char *log_name, const char *const *extra) {
     snprintf(s->log, sizeof s->log, "%s/%s", G3_TEST_TMP, log_name);
-    const char *argv[40] = {G3_BINARY, "serve", "-m", MODEL, "--port", "0", "-t", "1", "-c", "2048", "-v"};
-    int n = 11;
+    /* --no-db: the OpenAI API needs no store (and a test must not touch the user's). */
+    const char *argv[40] = {G3_BINARY, "serve", "-m", MODEL, "--port", "0", "-t", "1", "-c", "2048", "-v", "--no-db"};
+    int n = 12;
     for (int i = 0; extra && extra[i] && n < 38; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     s->pid = fork();
