@@ -497,7 +497,8 @@ typedef struct mpbuf {
 
 static void mp_add(mpbuf *m, const char *name, const char *filename, const char *type, const void *data, size_t n) {
     char head[512];
-    int k = snprintf(head, sizeof head, "--XyZb0undary\r\nContent-Disposition: form-data; name=\"%s\"%s%s%s\r\n%s%s%s\r\n",
+    int k = snprintf(head, sizeof head,
+                     "--XyZb0undary\r\nContent-Disposition: form-data; name=\"%s\"%s%s%s\r\n%s%s%s\r\n",
                      name, filename ? "; filename=\"" : "", filename ? filename : "", filename ? "\"" : "",
                      type ? "Content-Type: " : "", type ? type : "", type ? "\r\n" : "");
     m->buf = realloc(m->buf, m->len + (size_t)k + n + 2);
@@ -565,7 +566,8 @@ static void test_multipart_image_document(void **state) {
     char h[512];
     assert_string_equal(header_of(&r, "Content-Type", h, sizeof h), "image/png");
     assert_string_equal(header_of(&r, "X-Content-Type-Options", h, sizeof h), "nosniff");
-    assert_non_null(strstr(header_of(&r, "Content-Disposition", h, sizeof h), "attachment; filename=\"img1_64x64.png\""));
+    assert_non_null(
+        strstr(header_of(&r, "Content-Disposition", h, sizeof h), "attachment; filename=\"img1_64x64.png\""));
     resp_free(&r);
     snprintf(path, sizeof path, "/api/attachments/%lld", (long long)txt_id);
     r = get(s.port, path);
@@ -908,7 +910,8 @@ static void test_bad_requests(void **state) {
     const char zip[] = "PK\x03\x04\x14\x00\x00\x00\x08\x00zipzipzipzipzipzip\x00\x01\x02\x03";
     char zip_json[256];
     char *zb = g3_base64_encode((const uint8_t *)zip, sizeof zip - 1);
-    snprintf(zip_json, sizeof zip_json, "{\"content\":\"x\",\"attachments\":[{\"name\":\"a.zip\",\"type\":\"application/zip\","
+    snprintf(zip_json, sizeof zip_json,
+             "{\"content\":\"x\",\"attachments\":[{\"name\":\"a.zip\",\"type\":\"application/zip\","
              "\"data\":\"%s\"}]}", zb);
     free(zb);
     size_t png_len;
@@ -916,7 +919,8 @@ static void test_bad_requests(void **state) {
     char *pb = g3_base64_encode(png, png_len);
     free(png);
     char *img_json = malloc(strlen(pb) + 128);
-    sprintf(img_json, "{\"content\":\"x\",\"attachments\":[{\"name\":\"p.png\",\"type\":\"image/png\",\"data\":\"%s\"}]}", pb);
+    sprintf(img_json, "{\"content\":\"x\",\"attachments\":[{\"name\":\"p.png\",\"type\":\"image/png\","
+                      "\"data\":\"%s\"}]}", pb);
     free(pb);
     const char *mp_noheaders = "--B\r\n\r\nhello\r\n--B--\r\n";
     const char *mp_nofinal = "--B\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhello\r\n";
@@ -1065,7 +1069,8 @@ static void test_native_request_parser(void **state) {
     assert_int_equal(srv_conv_request_parse(bad, strlen(bad), false, &base, &c, &e), -1);
     assert_string_equal(e.param, "settings.top_p");
     srv_message_request m;
-    const char *msg = "{\"content\":\"hi\",\"attachments\":[{\"name\":\"a.txt\",\"type\":\"text/plain\",\"data\":\"aGk=\"}],"
+    const char *msg = "{\"content\":\"hi\",\"attachments\":[{\"name\":\"a.txt\",\"type\":\"text/plain\","
+                      "\"data\":\"aGk=\"}],"
                       "\"stream\":true}";
     assert_int_equal(srv_message_request_parse(SRV_MSG_SEND, "application/json", msg, strlen(msg), &m, &e), 0);
     assert_int_equal(m.n_files, 1);

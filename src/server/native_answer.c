@@ -587,7 +587,9 @@ int srv_native_answer(srv_exchange *x, const char *body, size_t len) {
     a->srv = s;
     a->conv = x->api_id;
     a->n_ctx = g3_engine_n_ctx(eng);
-    a->kind = x->api_op == SRV_OP_MESSAGES ? SRV_MSG_SEND : x->api_op == SRV_OP_EDIT ? SRV_MSG_EDIT : SRV_MSG_REGENERATE;
+    a->kind = x->api_op == SRV_OP_MESSAGES ? SRV_MSG_SEND
+              : x->api_op == SRV_OP_EDIT   ? SRV_MSG_EDIT
+                                           : SRV_MSG_REGENERATE;
     if (srv_message_request_parse(a->kind, srv_header(x, "Content-Type"), body, len, &a->req, &e))
         return refuse(x, a, &e);
     g3_store_conv c;

@@ -18,7 +18,9 @@ const srv_setting_range srv_setting_ranges[SRV_N_SETTINGS] = {
     {"top_k", 1, 100, 50, true},                   {"repetition_penalty", 1.0, 2.0, 1.1, false},
 };
 
-static int oom(srv_error *e) { return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory reading the request"); }
+static int oom(srv_error *e) {
+    return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory reading the request");
+}
 
 bool srv_is_utf8(const char *s, size_t len) {
     for (size_t i = 0; i < len;) {
