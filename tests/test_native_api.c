@@ -766,14 +766,17 @@ static void test_eviction(void **state) {
     cJSON_Delete(o);
     assert_int_equal(hc_stop_server(&s, 20), 0);
 
-    /* A fresh server, A alone: its second turn finds its first in the cache. */
-    start(&s, "native-evict2.log", db2, one);
-    run_a(s.port, false, kept, &kept_cached);
+    /* Two slots, the same requests: A and B each keep their own slot (B's
+     * short common prefix with A, the template's first tokens, does not
+     * make it take A's), so A's second turn finds its first in the cache. */
+    const char *two[] = {"--parallel", "2", NULL};
+    start(&s, "native-evict2.log", db2, two);
+    run_a(s.port, true, kept, &kept_cached);
     assert_int_equal(hc_stop_server(&s, 20), 0);
 
-    /* B took the only slot, so A's second turn was rebuilt from the store
-     * (only the template's first tokens and "Conversation " in common); alone,
-     * A kept its cache. The answers are the same either way. */
+    /* One slot: B took it, so A's second turn was rebuilt from the store
+     * (only the template's first tokens and "Conversation " in common); two
+     * slots: A kept its cache. The answers are the same either way. */
     assert_true(rebuilt_cached < 30);
     assert_true(kept_cached > 100);
     assert_true(reuse > 100 && reuse < prompt);

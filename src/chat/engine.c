@@ -3,8 +3,9 @@
  * A slot is one sequence of the engine's context plus the ids its cache
  * holds (kv_ids; an image's soft tokens appear as its negative id, one per
  * position). A request is admitted to a free slot, the one whose kv_ids
- * share the longest prefix with the request's rendered prompt (ties and
- * misses: the least recently used); the slot's cache is rolled back to
+ * share the longest prefix with the request's rendered prompt, counting
+ * only slots whose cache is at least half that prefix (ties and misses:
+ * the least recently used); the slot's cache is rolled back to
  * that prefix and the rest is prefilled, one chunk of at most n_ubatch
  * positions per scheduler step, so slots already answering keep streaming.
  * Each step then samples the next token of every answering slot and
@@ -616,7 +617,13 @@ static slot *pick_slot(g3_engine *e, const job *j) {
     for (uint32_t i = 0; i < e->n_slots; i++) {
         slot *s = &e->slots[i];
         if (s->job) continue;
-        const size_t c = common_prefix(s, j->prompt, j->n_prompt);
+        /* A slot continues this request when at least half of what it holds
+         * is the request's prefix. A shorter match (the template's first
+         * tokens, a system prompt two conversations share) counts as a miss:
+         * taking that slot would evict another conversation while the least
+         * recently used one, or an empty one, may be free. */
+        size_t c = common_prefix(s, j->prompt, j->n_prompt);
+        if (2 * c < s->n_kv_ids) c = 0;
         if (!best || c > best_common || (c == best_common && s->used < best->used)) {
             best = s;
             best_common = c;

@@ -23,7 +23,7 @@ if (!BINARY || !MODEL) throw new Error('set G3_BINARY and G3_MODEL');
 
 // Starts `gemma-chat serve` on a free loopback port; resolves when it serves.
 function startServer(extra = []) {
-  const args = ['serve', '-m', MODEL, '--port', '0', '-t', '1', '-c', '2048', '--api-key', KEY, ...extra];
+  const args = ['serve', '-m', MODEL, '--port', '0', '-t', '1', '-c', '2048', '--api-key', KEY, '--no-db', ...extra];
   const proc = spawn(BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   return new Promise((resolve, reject) => {
