@@ -86,6 +86,15 @@ void srv_native_cancel(srv_server *s, int64_t conv) { cancel_conv(s, conv); }
 
 int srv_native_stop(srv_exchange *x) {
     if (cancel_conv(x->srv, x->api_id)) return srv_reply(x, 204, NULL, NULL, 0, NULL);
+    g3_store_conv c; /* idle: 200, for a conversation that exists */
+    g3_error ge;
+    int rc = g3_store_get(x->srv->cfg.store, x->api_id, &c, &ge);
+    if (rc) {
+        srv_error e;
+        srv_store_error(rc, &ge, &e);
+        return srv_reply_error(x, &e);
+    }
+    g3_store_conv_free(&c);
     cJSON *o = cJSON_CreateObject();
     if (o && !cJSON_AddBoolToObject(o, "stopped", false)) {
         cJSON_Delete(o);
