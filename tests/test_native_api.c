@@ -221,6 +221,11 @@ static void start(hc_server *s, const char *log, const char *db, const char *con
     int n = 2;
     for (int i = 0; more && more[i]; i++) extra[n++] = more[i];
     extra[n] = NULL;
+    /* A log left by an earlier run could be read (its port, its "serving")
+     * before the new server truncates it. */
+    char old[600];
+    snprintf(old, sizeof old, "%s/%s", G3_TEST_TMP, log);
+    unlink(old);
     if (hc_start_server(s, MODEL, log, extra, 0)) {
         char *text = (char *)tu_read_file(s->log, NULL);
         fail_msg("serve did not start: %s", text ? text : "(no log)");
@@ -375,6 +380,7 @@ static void test_crud_list_paging(void **state) {
     /* --no-db: the conversation routes are 404 with a reason; the API key applies to /api. */
     const char *nodb[] = {"--no-db", "--api-key", "sekrit", NULL};
     const char *extra[] = {nodb[0], nodb[1], nodb[2], NULL};
+    unlink(G3_TEST_TMP "/native-nodb.log"); /* see start() */
     assert_int_equal(hc_start_server(&s, MODEL, "native-nodb.log", extra, 0), 0);
     r = get(s.port, "/api/presets");
     expect_error(&r, 401, "API key");
@@ -925,6 +931,14 @@ static void test_bad_requests(void **state) {
     sprintf(img_json, "{\"content\":\"x\",\"attachments\":[{\"name\":\"p.png\",\"type\":\"image/png\","
                       "\"data\":\"%s\"}]}", pb);
     free(pb);
+    /* A document that alone is longer than the context (1024). */
+    char *words = malloc(12001);
+    for (int i = 0; i < 1000; i++) memcpy(words + 12 * i, "lorem ipsum ", 12);
+    char *wb = g3_base64_encode((const uint8_t *)words, 12000);
+    free(words);
+    char *doc_json = malloc(strlen(wb) + 128);
+    sprintf(doc_json, "{\"content\":\"x\",\"attachments\":[{\"name\":\"big.txt\",\"data\":\"%s\"}]}", wb);
+    free(wb);
     const char *mp_noheaders = "--B\r\n\r\nhello\r\n--B--\r\n";
     const char *mp_nofinal = "--B\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhello\r\n";
 
@@ -960,6 +974,8 @@ static void test_bad_requests(void **state) {
         {"POST", "/api/conversations/%lld/messages", "application/json", zip_json, 0, 415, "a.zip"},
         {"POST", "/api/conversations/%lld/messages", "text/plain", "hello", 0, 415, "Content-Type"},
         {"POST", "/api/conversations/%lld/messages", "application/json", img_json, 0, 400, "vision encoder"},
+        {"POST", "/api/conversations/%lld/messages", "application/json", doc_json, 0, 400,
+         "tokens; the context holds 1024"},
         {"PATCH", "/api/conversations/%lld", "application/json", "{\"title\":5}", 0, 400, "title"},
         {"PATCH", "/api/conversations/%lld", "application/json", "{\"settings\":{\"temperature\":\"hot\"}}", 0, 400,
          "settings.temperature"},
@@ -993,6 +1009,7 @@ static void test_bad_requests(void **state) {
         free(after);
     }
     free(img_json);
+    free(doc_json);
 
     /* Regenerate and edit with nothing to replace: 409. */
     char path[128];
