@@ -168,6 +168,7 @@ typedef struct hc_server {
     pid_t pid;
     int port;
     char log[512];
+    bool as_nobody; /* set before starting: run as nobody when root (root writes to 0444 files) */
 } hc_server;
 
 /* Starts `gemma-chat serve -m MODEL --port 0 ARGS...` with stderr to
@@ -190,6 +191,7 @@ static inline int hc_start_server(hc_server *s, const char *model, const char *l
         int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0) _exit(127);
         dup2(fd, 2);
+        if (s->as_nobody && geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(90);
         if (fsize_limit > 0) {
             signal(SIGXFSZ, SIG_IGN);
             struct rlimit rl = {.rlim_cur = (rlim_t)fsize_limit, .rlim_max = (rlim_t)fsize_limit};

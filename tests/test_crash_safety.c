@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 #include <sqlite3.h>
 
@@ -503,6 +504,343 @@ static void test_readonly_and_locked(void **state) {
     record_free(&after);
 }
 
+
+/* ---- the same through `gemma-chat serve --db` and the native API ---------- */
+
+#define SERVE_DB G3_TEST_TMP "/crash-serve.db"
+
+/* The server a test is running: a failed assertion leaves the test at
+ * once, and the teardown stops it rather than leaving it behind. */
+static hc_server *g_live;
+
+static int kill_live_server(void **state) {
+    (void)state;
+    if (g_live) hc_kill_server(g_live);
+    g_live = NULL;
+    return 0;
+}
+
+/* A request with a JSON body; the parsed JSON body (NULL if none) and the status. */
+static cJSON *api(const hc_server *s, const char *method, const char *path, const char *body, int *status) {
+    int fd = hc_send_request(s->port, method, path, body ? "Content-Type: application/json\r\n" : NULL, body);
+    if (fd < 0) {
+        *status = -1;
+        return NULL;
+    }
+    bool to;
+    char *raw = hc_read_all(fd, 120, &to);
+    close(fd);
+    *status = to ? -2 : hc_status(raw);
+    cJSON *o = raw ? cJSON_Parse(hc_body(raw)) : NULL;
+    free(raw);
+    return o;
+}
+
+static const char *json_str(const cJSON *o, const char *a, const char *b) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (b) v = cJSON_GetObjectItemCaseSensitive(v, b);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* What the test knows was stored: the pairs whose request completed. */
+typedef struct expect_pair {
+    int64_t conv;
+    char *user, *answer;
+} expect_pair;
+
+typedef struct expectations {
+    expect_pair *p;
+    size_t n, cap;
+} expectations;
+
+static void expect_add(expectations *x, int64_t conv, const char *user, const char *answer) {
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 64;
+        x->p = realloc(x->p, x->cap * sizeof *x->p);
+        assert_non_null(x->p);
+    }
+    x->p[x->n++] = (expect_pair){conv, strdup(user), strdup(answer)};
+}
+
+/* Every completed pair is in the store, in order, byte for byte; after a
+ * conversation's completed pairs at most one more whole pair (the answer
+ * being streamed when the kill came may have been committed just before).
+ * The number of pairs missing or changed. */
+static size_t check_completed(const expectations *x, const record *now) {
+    size_t bad = 0;
+    for (size_t i = 0; i < now->n; i++) {
+        const rec_conv *c = &now->convs[i];
+        size_t k = 0;
+        for (size_t j = 0; j < x->n; j++) {
+            if (x->p[j].conv != c->id) continue;
+            if (k + 1 >= c->n || strcmp(c->turns[k].text, x->p[j].user) || strcmp(c->turns[k + 1].text, x->p[j].answer)) {
+                printf("# LOST or changed: conversation %lld pair %zu\n", (long long)c->id, k / 2);
+                bad++;
+            }
+            k += 2;
+        }
+        if (c->n % 2 || c->n > k + 2) {
+            printf("# conversation %lld: %zu turns where %zu were completed (+ at most one pair)\n", (long long)c->id,
+                   c->n, k);
+            bad++;
+        }
+    }
+    for (size_t j = 0; j < x->n; j++)
+        if (!record_find(now, x->p[j].conv)) {
+            printf("# LOST: conversation %lld\n", (long long)x->p[j].conv);
+            bad++;
+        }
+    return bad;
+}
+
+/* One message to the conversation, to the end: the answer's text (malloc'd)
+ * as the API returned it (the JSON reply, or the stream's done event). */
+static char *send_message(const hc_server *s, int64_t conv, const char *text, bool stream) {
+    char path[128], body[512];
+    snprintf(path, sizeof path, "/api/conversations/%lld/messages", (long long)conv);
+    snprintf(body, sizeof body, "{\"content\":\"%s\",\"stream\":%s}", text, stream ? "true" : "false");
+    if (!stream) {
+        int st;
+        cJSON *o = api(s, "POST", path, body, &st);
+        const char *ans = json_str(o, "message", "content");
+        if (st != 200 || !ans) fail_msg("POST %s: status %d", path, st);
+        char *out = strdup(ans);
+        cJSON_Delete(o);
+        return out;
+    }
+    int fd = hc_send_request(s->port, "POST", path, "Content-Type: application/json\r\n", body);
+    assert_true(fd >= 0);
+    bool to;
+    char *raw = hc_read_all(fd, 120, &to);
+    close(fd);
+    const char *done = strstr(raw, "event: done\ndata: ");
+    if (to || !done) { /* the events as text (a NUL in them would cut the message) */
+        for (char *p = raw; !to && p < raw + strlen(raw); p++)
+            if ((unsigned char)*p < 0x20 && *p != '\n') *p = '?';
+        fail_msg("stream to %s: no done event (%s)", path, to ? "timed out" : raw);
+    }
+    cJSON *o = cJSON_Parse(done + strlen("event: done\ndata: "));
+    const char *ans = json_str(o, "message", "content");
+    assert_non_null(ans);
+    char *out = strdup(ans);
+    cJSON_Delete(o);
+    free(raw);
+    return out;
+}
+
+static int64_t create_conversation(const hc_server *s, const char *settings) {
+    int st;
+    cJSON *o = api(s, "POST", "/api/conversations", settings, &st);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    if (st != 201 || !cJSON_IsNumber(id)) fail_msg("create: status %d", st);
+    int64_t v = (int64_t)id->valuedouble;
+    cJSON_Delete(o);
+    return v;
+}
+
+static void test_serve_kills(void **state) {
+    (void)state;
+    unlink(SERVE_DB);
+    unlink(SERVE_DB "-wal");
+    unlink(SERVE_DB "-shm");
+    const int kills = env_int("G3_CRASH_KILLS", 20);
+    uint64_t seed = (uint64_t)env_int("G3_CRASH_SEED", (int)(time(NULL) % 1000000) + 1);
+    printf("# serve crash: %d kills, seed %llu (G3_CRASH_SEED replays them)\n", kills, (unsigned long long)seed);
+    const char *extra[] = {"--db", SERVE_DB, NULL};
+    expectations x = {0};
+    record prev = {0};
+    size_t lost = 0, committed_at_kill = 0;
+    for (int i = 1; i <= kills; i++) {
+        static hc_server s;
+        s = (hc_server){0};
+        if (hc_start_server(&s, MODEL, "crash-serve.log", extra, 0))
+            fail_msg("serve did not start after kill %d; see %s", i - 1, s.log);
+        g_live = &s;
+        /* it answers: a conversation, one answer in full, one streamed in full */
+        int64_t conv = create_conversation(&s, "{\"settings\":{\"max_tokens\":400}}");
+        char msg[64];
+        snprintf(msg, sizeof msg, "kill %d message 1", i);
+        char *ans = send_message(&s, conv, msg, false);
+        expect_add(&x, conv, msg, ans);
+        free(ans);
+        snprintf(msg, sizeof msg, "kill %d message 2", i);
+        double t0 = hc_now();
+        ans = send_message(&s, conv, msg, true);
+        double full = hc_now() - t0;
+        expect_add(&x, conv, msg, ans);
+        free(ans);
+        /* the third, streamed, killed at a random moment after its first token */
+        char path[128], body[256];
+        snprintf(path, sizeof path, "/api/conversations/%lld/messages", (long long)conv);
+        snprintf(body, sizeof body, "{\"content\":\"kill %d message 3\",\"stream\":true}", i);
+        int fd = hc_send_request(s.port, "POST", path, "Content-Type: application/json\r\n", body);
+        assert_true(fd >= 0);
+        assert_true(hc_read_until(fd, "event: token", 60));
+        double frac = (double)(next_rand(&seed) % 10000) / 10000.0;
+        double until = hc_now() + frac * full;
+        while (hc_now() < until) {
+            char buf[4096];
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, 1) > 0 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) == 0) break; /* ended */
+        }
+        hc_kill_server(&s);
+        close(fd);
+        record now;
+        read_store(SERVE_DB, &now); /* integrity_check inside */
+        size_t l = compare_records(&prev, &now) + check_completed(&x, &now);
+        const rec_conv *c = record_find(&now, conv);
+        bool third = c && c->n == 6;
+        committed_at_kill += third;
+        printf("# kill %2d at %.2f of an answer's time after its first token: %s, %zu lost\n", i, frac,
+               third ? "the streamed answer had been committed" : "the streamed answer not committed", l);
+        /* a committed third pair is now part of what must last */
+        if (third) expect_add(&x, conv, c->turns[4].text, c->turns[5].text);
+        lost += l;
+        record_free(&prev);
+        prev = now;
+    }
+    /* a last restart answers too, then exits cleanly */
+    static hc_server s;
+    s = (hc_server){0};
+    assert_int_equal(hc_start_server(&s, MODEL, "crash-serve.log", extra, 0), 0);
+    g_live = &s;
+    int64_t conv = create_conversation(&s, NULL);
+    char *ans = send_message(&s, conv, "after the kills", false);
+    free(ans);
+    assert_int_equal(hc_stop_server(&s, 30), 0);
+    printf("# serve crash: %d kills survived, %zu streamed answers committed just before their kill, %zu pairs "
+           "completed and kept, %zu lost; integrity ok after each\n",
+           kills, committed_at_kill, x.n, lost);
+    for (size_t j = 0; j < x.n; j++) {
+        free(x.p[j].user);
+        free(x.p[j].answer);
+    }
+    free(x.p);
+    record_free(&prev);
+    assert_int_equal(lost, 0);
+}
+
+/* serve with its files capped (RLIMIT_FSIZE, lowered with prlimit once it
+ * runs) at their current size: the next answer cannot be saved. The client
+ * gets a clear error, reads are still served, nothing committed is lost. */
+static void test_serve_full_disk(void **state) {
+    (void)state;
+    const char *db = G3_TEST_TMP "/serve-full.db";
+    unlink(db);
+    unlink(G3_TEST_TMP "/serve-full.db-wal");
+    unlink(G3_TEST_TMP "/serve-full.db-shm");
+    const char *extra[] = {"--db", db, "-c", "2048", NULL};
+    static hc_server s;
+    s = (hc_server){0};
+    g_live = &s;
+    /* a limit far away for now: it makes serve ignore SIGXFSZ */
+    assert_int_equal(hc_start_server(&s, MODEL, "serve-full.log", extra, 1ll << 40), 0);
+    int64_t conv = create_conversation(&s, "{\"settings\":{\"max_tokens\":2000,\"temperature\":0.1}}");
+    free(send_message(&s, conv, "first", false));
+    record before;
+    read_store(db, &before);
+    /* the store's files may not grow any more: the database and its WAL
+     * (the -shm index is mapped and already its full 32 KiB) */
+    long long limit = file_size(db), wal = file_size(G3_TEST_TMP "/serve-full.db-wal");
+    if (wal > limit) limit = wal;
+    limit += 512;
+    /* the soft limit only: the hard one stays, so the limit can be raised again */
+    struct rlimit rl = {.rlim_cur = (rlim_t)limit, .rlim_max = (rlim_t)(1ll << 40)};
+    assert_int_equal(prlimit(s.pid, RLIMIT_FSIZE, &rl, NULL), 0);
+    printf("# full disk: database %lld bytes, WAL %lld bytes: serve's files capped at %lld bytes\n", file_size(db),
+           wal, limit);
+    char path[128];
+    snprintf(path, sizeof path, "/api/conversations/%lld/messages", (long long)conv);
+    /* streamed: the tokens come, then the error event instead of done */
+    int fd = hc_send_request(s.port, "POST", path, "Content-Type: application/json\r\n",
+                             "{\"content\":\"tell me a long story\",\"stream\":true}");
+    bool to;
+    char *raw = hc_read_all(fd, 120, &to);
+    close(fd);
+    assert_false(to);
+    const char *err = strstr(raw, "event: error");
+    if (!err) {
+        size_t raw_len = strlen(raw);
+        fail_msg("no error event for the answer that could not be saved (%zu bytes): ...%s", raw_len,
+                 raw + (raw_len > 1500 ? raw_len - 1500 : 0));
+    }
+    const char *nl = strstr(err, "\n\n");
+    printf("# serve, full disk: %.*s\n", nl ? (int)(nl - err) : 400, err);
+    assert_non_null(strstr(err, "not saved"));
+    assert_true(strstr(err, "could not grow") || strstr(err, "disk is full"));
+    assert_null(strstr(raw, "event: done"));
+    free(raw);
+    /* non-streaming: a 5xx with the same message */
+    int st;
+    cJSON *o = api(&s, "POST", path, "{\"content\":\"and another\"}", &st);
+    printf("# serve, full disk, non-streaming: status %d: %s\n", st, json_str(o, "error", "message"));
+    assert_true(st >= 500 && st <= 599);
+    assert_non_null(strstr(json_str(o, "error", "message"), "not saved"));
+    cJSON_Delete(o);
+    /* reads are still served */
+    snprintf(path, sizeof path, "/api/conversations/%lld", (long long)conv);
+    o = api(&s, "GET", path, NULL, &st);
+    assert_int_equal(st, 200);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 2);
+    cJSON_Delete(o);
+    o = api(&s, "GET", "/api/conversations", NULL, &st);
+    assert_int_equal(st, 200);
+    cJSON_Delete(o);
+    /* room again (the disk freed): it saves again, and exits cleanly */
+    rl.rlim_cur = rl.rlim_max;
+    assert_int_equal(prlimit(s.pid, RLIMIT_FSIZE, &rl, NULL), 0);
+    free(send_message(&s, conv, "after the disk was freed", false));
+    assert_int_equal(hc_stop_server(&s, 30), 0);
+    record after;
+    read_store(db, &after);
+    assert_int_equal(after.n, 1);
+    assert_int_equal(after.convs[0].n, 4); /* the first pair kept, the refused ones absent, the last saved */
+    assert_string_equal(after.convs[0].turns[0].text, before.convs[0].turns[0].text);
+    assert_string_equal(after.convs[0].turns[1].text, before.convs[0].turns[1].text);
+    assert_string_equal(after.convs[0].turns[2].text, "after the disk was freed");
+    record_free(&before);
+    record_free(&after);
+}
+
+/* serve refuses a read-only and a locked --db at start, naming the file. */
+static void test_serve_readonly_and_locked(void **state) {
+    (void)state;
+    const char *dir = G3_TEST_TMP "/serve-ro", *db = G3_TEST_TMP "/serve-ro/ro.db";
+    free(tu_run("rm -rf " G3_TEST_TMP "/serve-ro", NULL));
+    assert_int_equal(mkdir(dir, 0777), 0);
+    assert_int_equal(chmod(dir, 0777), 0);
+    g3_store *st;
+    g3_error err;
+    assert_int_equal(g3_store_open(db, NULL, &st, &err), 0);
+    g3_store_close(st);
+    assert_int_equal(chmod(db, 0444), 0);
+    const char *extra[] = {"--db", db, NULL};
+    hc_server s = {.as_nobody = true};
+    assert_int_not_equal(hc_start_server(&s, MODEL, "serve-ro/serve.log", extra, 0), 0);
+    char *log = (char *)tu_read_file(s.log, NULL);
+    assert_non_null(log);
+    printf("# serve, read-only db: %.*s\n", (int)strcspn(log, "\n"), log);
+    assert_non_null(strstr(log, db));
+    assert_true(strstr(log, "read-only") || strstr(log, "cannot be written"));
+    free(log);
+    assert_int_equal(chmod(db, 0644), 0);
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(db, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE; UPDATE conversations SET title = title", NULL, NULL, NULL),
+                     SQLITE_OK);
+    s = (hc_server){0};
+    assert_int_not_equal(hc_start_server(&s, MODEL, "serve-ro/serve-locked.log", extra, 0), 0);
+    log = (char *)tu_read_file(s.log, NULL);
+    assert_non_null(log);
+    printf("# serve, locked db: %.*s\n", (int)strcspn(log, "\n"), log);
+    assert_non_null(strstr(log, db));
+    assert_non_null(strstr(log, "locked"));
+    free(log);
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
@@ -510,6 +848,9 @@ int main(void) {
         cmocka_unit_test(test_full_disk_chat),
         cmocka_unit_test(test_full_disk_store),
         cmocka_unit_test(test_readonly_and_locked),
+        cmocka_unit_test_teardown(test_serve_kills, kill_live_server),
+        cmocka_unit_test_teardown(test_serve_full_disk, kill_live_server),
+        cmocka_unit_test(test_serve_readonly_and_locked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,7 @@ static hc_server g_srv;
 static int group_setup(void **state) {
     (void)state;
     const char *extra[] = {"--parallel", "4", "--max-queue", "24", "--max-body", "65536", "--timeout", "60",
-                           "--ping-interval", "0.5", NULL};
+                           "--ping-interval", "0.5", "--db", G3_TEST_TMP "/load.db", NULL};
     if (hc_start_server(&g_srv, MODEL, "serve-load.log", extra, 0)) {
         fprintf(stderr, "serve did not start; see %s\n", g_srv.log);
         return -1;

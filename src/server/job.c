@@ -41,6 +41,17 @@ static void wake(srv_job *j) {
     (void)r;
 }
 
+/* Copies len bytes without their NUL bytes; the bytes written. A model can
+ * emit a NUL (the byte token <0x00>): kept, it would cut the text short
+ * wherever it becomes a C string (JSON events, responses) and make the
+ * store refuse the answer ("NUL byte at offset ..."), losing it. */
+static size_t copy_without_nul(char *dst, const char *src, size_t len) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (src[i]) dst[n++] = src[i];
+    return n;
+}
+
 static bool append(srv_job *j, const char *text, size_t len) {
     if (j->pending_len + len + 1 > j->pending_cap) {
         size_t cap = j->pending_cap ? j->pending_cap : 256;
@@ -50,8 +61,7 @@ static bool append(srv_job *j, const char *text, size_t len) {
         j->pending = p;
         j->pending_cap = cap;
     }
-    memcpy(j->pending + j->pending_len, text, len);
-    j->pending_len += len;
+    j->pending_len += copy_without_nul(j->pending + j->pending_len, text, len);
     j->pending[j->pending_len] = 0;
     return true;
 }
@@ -80,8 +90,8 @@ static void on_done(const g3_gen_result *r, void *user) {
     j->result.ids = NULL;
     j->result.n_ids = 0;
     if (text) {
-        if (r->text_len) memcpy(text, r->text, r->text_len);
-        text[r->text_len] = 0;
+        j->result.text_len = r->text_len ? copy_without_nul(text, r->text, r->text_len) : 0;
+        text[j->result.text_len] = 0;
     } else {
         j->out_of_memory = true;
         j->result.text_len = 0;
