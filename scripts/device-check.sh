@@ -127,7 +127,7 @@ build() {
   mkdir -p "$B/obj"
   local CFLAGS="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iinclude -Isrc -pthread"
   local srcs=(src/base/*.c src/tensor/*.c src/model/*.c src/app/cmd_bench.c src/app/cmd_make_test_model.c
-              scripts/device-lite.c)
+              src/app/flags.c scripts/device-lite.c)
   [ "$MODE" = cpu ] && srcs+=(src/cuda/g3_cuda_stub.c)
   printf '%s\n' "${srcs[@]}" | xargs -P "$JOBS" -I{} sh -c '
     f={}; o='"$B"'/obj/$(echo "$f" | tr / _).o; extra=""
@@ -138,8 +138,9 @@ build() {
     gcc '"$CFLAGS"' $extra -c "$f" -o "$o" || exit 255' || return 1
   gcc $CFLAGS -DG3_GOLDEN_DIR="\"${GOLDEN:-/nonexistent}\"" -c tests/test_cuda_ops.c -o "$B/test_cuda_ops.o" || return 1
   local engine=()
-  for o in "$B"/obj/*.o; do case "$o" in *device-lite*|*cmd_bench*|*cmd_make_test_model*) ;; *) engine+=("$o") ;; esac; done
-  local app=("$B"/obj/scripts_device-lite.c.o "$B"/obj/src_app_cmd_bench.c.o "$B"/obj/src_app_cmd_make_test_model.c.o)
+  for o in "$B"/obj/*.o; do case "$o" in *device-lite*|*cmd_bench*|*cmd_make_test_model*|*app_flags*) ;; *) engine+=("$o") ;; esac; done
+  local app=("$B"/obj/scripts_device-lite.c.o "$B"/obj/src_app_cmd_bench.c.o "$B"/obj/src_app_cmd_make_test_model.c.o
+             "$B"/obj/src_app_flags.c.o)
   if [ "$MODE" = gpu ]; then
     local NVFLAGS="-O3 -std=c++17 -arch=sm_$ARCH -Iinclude -Isrc -D_GNU_SOURCE --expt-relaxed-constexpr -Xptxas=-warn-spills"
     "$NVCC" $NVFLAGS -c src/cuda/cuda_kernels.cu -o "$B/cuda_kernels.o" &

@@ -9,60 +9,6 @@
 #include "app/app.h"
 #include "gemma3_chat.h"
 
-void app_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "gemma-chat %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-int app_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out) {
-    char *end;
-    errno = 0;
-    if (text[0] == '-' || text[0] == '\0') goto bad;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end) goto bad;
-    *out = v;
-    return 0;
-bad:
-    app_error(cmd, "%s expects a non-negative integer, got '%s'", flag, text);
-    return -1;
-}
-
-int app_parse_u32(const char *cmd, const char *flag, const char *text, uint32_t min, uint32_t max,
-                  uint32_t *out) {
-    uint64_t v;
-    if (app_parse_u64(cmd, flag, text, &v)) return -1;
-    if (v < min || v > max) {
-        app_error(cmd, "%s must be between %u and %u, got %s", flag, min, max, text);
-        return -1;
-    }
-    *out = (uint32_t)v;
-    return 0;
-}
-
-int app_parse_kv_type(const char *cmd, const char *flag, const char *text, g3_kv_type *out) {
-    const int t = g3_kv_type_from_name(text);
-    if (t < 0) {
-        app_error(cmd, "%s must be f16, bf16, q8_0 or f32, got '%s'", flag, text);
-        return -1;
-    }
-    *out = (g3_kv_type)t;
-    return 0;
-}
-
-int app_parse_device(const char *cmd, const char *flag, const char *text, g3_device *out) {
-    const int d = g3_device_from_name(text);
-    if (d < 0) {
-        app_error(cmd, "%s must be cuda, cpu or auto, got '%s'", flag, text);
-        return -1;
-    }
-    *out = (g3_device)d;
-    return 0;
-}
-
 int app_check_mem_limit(const char *cmd) {
     const char *v = getenv("G3_MEM_LIMIT");
     if (!v || !*v) return 0;
@@ -101,14 +47,6 @@ int app_check_model_path(const char *cmd, const char *path) {
         return -1;
     }
     return 0; /* anything else: the GGUF reader says what is wrong with it, naming it */
-}
-
-const char *app_flag_value(const char *cmd, int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) {
-        app_error(cmd, "%s needs a value", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
 }
 
 char *app_read_file(const char *cmd, const char *path, size_t *len) {
