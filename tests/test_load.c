@@ -8,7 +8,8 @@
  *   environment's G3_LOAD_CLIENTS / G3_LOAD_REQUESTS lower it, as the ASan
  *   run in scripts/test.sh does), a seeded mix of non-streaming and
  *   streaming completions, streams cancelled midway (the client closes
- *   after the first token) and bad requests (malformed JSON, an unknown
+ *   after the first token), messages to the native API (each client its
+ *   own conversation, streamed or not) and bad requests (malformed JSON, an unknown
  *   field, an unknown path, a wrong method, an oversized Content-Length).
  *   Every request must complete (200, a whole answer or a stream ending in
  *   [DONE]) or be refused as it should be (429/503 for the good ones, its
@@ -167,8 +168,9 @@ static void test_stream_not_read(void **state) {
 
 /* ---- load ------------------------------------------------------------------ */
 
-enum { K_PLAIN, K_STREAM, K_CANCEL, K_BAD, K_KINDS };
-static const char *const k_kind_names[K_KINDS] = {"non-streaming", "streaming", "cancelled midway", "bad request"};
+enum { K_PLAIN, K_STREAM, K_CANCEL, K_NATIVE, K_BAD, K_KINDS };
+static const char *const k_kind_names[K_KINDS] = {"non-streaming", "streaming", "cancelled midway",
+                                                  "native API", "bad request"};
 
 typedef struct outcome {
     int kind;
@@ -182,6 +184,7 @@ typedef struct client {
     int id, n_requests;
     uint64_t rng;
     outcome *out;
+    long long conv; /* the client's conversation in the native API (0: not made yet) */
 } client;
 
 static uint64_t next_rand(uint64_t *s) { /* xorshift64* */
@@ -220,9 +223,11 @@ static void bad_request(int which, outcome *o) {
     free(raw);
 }
 
-static void stream_request(bool cancel, outcome *o, double t0) {
-    const char *body = cancel ? LONG_REQ("true") : SHORT_REQ("true");
-    int fd = hc_send_request(g_srv.port, "POST", CHAT, JSON_HDR, body);
+/* A streamed request: the time to its first token (the first `token`
+ * marker) and, unless cancelled there, the whole stream up to end_marker. */
+static void stream_fetch(const char *path, const char *body, const char *token, const char *end_marker,
+                         bool cancel, outcome *o, double t0) {
+    int fd = hc_send_request(g_srv.port, "POST", path, JSON_HDR, body);
     if (fd < 0) {
         o->status = -1;
         return;
@@ -256,7 +261,7 @@ static void stream_request(bool cancel, outcome *o, double t0) {
         }
         len += (size_t)r;
         buf[len] = 0;
-        if (o->ttft < 0 && strstr(buf, CONTENT)) {
+        if (o->ttft < 0 && strstr(buf, token)) {
             o->ttft = hc_now() - t0;
             if (cancel) break;
         }
@@ -264,9 +269,40 @@ static void stream_request(bool cancel, outcome *o, double t0) {
     buf[len] = 0;
     if (o->status != -2) o->status = hc_status(buf);
     if (cancel) o->complete = o->status == 200 && o->ttft >= 0;
-    else o->complete = closed && o->status == 200 && strstr(buf, "data: [DONE]");
+    else o->complete = closed && o->status == 200 && strstr(buf, end_marker);
     close(fd);
     free(buf);
+}
+
+static void stream_request(bool cancel, outcome *o, double t0) {
+    stream_fetch(CHAT, cancel ? LONG_REQ("true") : SHORT_REQ("true"), CONTENT, "data: [DONE]", cancel, o, t0);
+}
+
+/* A message to the client's own conversation of the native API (made at
+ * its first native request), streamed or not: 200 with the stored answer
+ * (the stream's done event) counts as complete. */
+static void native_request(client *c, bool stream, outcome *o, double t0) {
+    if (!c->conv) {
+        int st;
+        char *raw = do_request("POST", "/api/conversations", JSON_HDR, "{\"settings\":{\"max_tokens\":100}}", &st);
+        const char *id = raw ? strstr(hc_body(raw), "\"id\":") : NULL;
+        if (st == 201 && id) c->conv = atoll(id + 5);
+        free(raw);
+        if (!c->conv) {
+            o->status = st;
+            return;
+        }
+    }
+    char path[96];
+    snprintf(path, sizeof path, "/api/conversations/%lld/messages", c->conv);
+    if (stream) {
+        stream_fetch(path, "{\"content\":\"Hello there\",\"stream\":true}", "event: token", "event: done", false, o,
+                     t0);
+        return;
+    }
+    char *raw = do_request("POST", path, JSON_HDR, "{\"content\":\"Hello there\"}", &o->status);
+    o->complete = o->status == 200 && raw && strstr(raw, "\"message\"");
+    free(raw);
 }
 
 static void *client_main(void *arg) {
@@ -276,7 +312,7 @@ static void *client_main(void *arg) {
         memset(o, 0, sizeof *o);
         o->ttft = -1;
         uint64_t r = next_rand(&c->rng) % 100;
-        o->kind = r < 35 ? K_PLAIN : r < 70 ? K_STREAM : r < 85 ? K_CANCEL : K_BAD;
+        o->kind = r < 30 ? K_PLAIN : r < 55 ? K_STREAM : r < 70 ? K_CANCEL : r < 85 ? K_NATIVE : K_BAD;
         double t0 = hc_now();
         if (o->kind == K_PLAIN) {
             char *raw = do_request("POST", CHAT, JSON_HDR, SHORT_REQ("false"), &o->status);
@@ -284,6 +320,8 @@ static void *client_main(void *arg) {
             free(raw);
         } else if (o->kind == K_BAD) {
             bad_request((int)(next_rand(&c->rng) % 5), o);
+        } else if (o->kind == K_NATIVE) {
+            native_request(c, next_rand(&c->rng) % 2, o, t0);
         } else {
             stream_request(o->kind == K_CANCEL, o, t0);
         }
