@@ -48,15 +48,22 @@ typedef enum g3_role { G3_ROLE_USER = 0, G3_ROLE_MODEL = 1 } g3_role;
 typedef enum g3_part_type {
     G3_PART_TEXT = 0,
     G3_PART_IMAGE = 1,      /* an image file */
-    G3_PART_VIDEO_FRAME = 2 /* frame `frame` of `n_frames` sampled from a video file */
+    G3_PART_VIDEO_FRAME = 2 /* frame `frame` of `n_frames` sampled from a video (file or bytes) */
 } g3_part_type;
 
+/* An image or video frame is a path or the file's bytes (an upload), one of
+ * them. A part owns its strings and bytes (g3_parts_free frees them), except
+ * that the frames of one video given as bytes share one buffer: the first
+ * frame part owns it, the later ones of the same array point at the same
+ * bytes with shares_data set (not freed through them). Copies (add_parts,
+ * the engine's) keep that sharing: one copy of a video per turn. */
 typedef struct g3_part {
     g3_part_type type;
     char *text;       /* TEXT */
-    char *path;       /* IMAGE, VIDEO_FRAME: the file (or NULL for an IMAGE given as bytes) */
-    uint8_t *data;    /* IMAGE given as bytes (an upload): the encoded file, data_len bytes */
+    char *path;       /* IMAGE, VIDEO_FRAME: the file (or NULL when given as bytes) */
+    uint8_t *data;    /* IMAGE, VIDEO_FRAME given as bytes: the encoded file, data_len bytes */
     size_t data_len;
+    bool shares_data; /* VIDEO_FRAME: data is an earlier part's of the same array (it frees it) */
     double seconds;   /* VIDEO_FRAME: its time in the clip */
     uint32_t frame, n_frames;
 } g3_part;
@@ -183,6 +190,10 @@ int g3_session_send_parts(g3_session *s, const g3_part *parts, size_t n_parts, c
 /* Samples a video into n_frames parts: "Frame 1.50:" text + the frame, as the
  * original demo did. *parts is malloc'd (free with g3_parts_free). */
 int g3_video_parts(const char *path, uint32_t n_frames, g3_part **parts, size_t *n_parts, g3_error *err);
+/* The same from a video's bytes (copied: the first frame part owns the copy,
+ * the others share it). name is for messages (NULL: "video"). */
+int g3_video_parts_memory(const char *name, const void *data, size_t len, uint32_t n_frames, g3_part **parts,
+                          size_t *n_parts, g3_error *err);
 void g3_parts_free(g3_part *parts, size_t n);
 /* Positions the session's context holds. */
 uint32_t g3_session_n_ctx(const g3_session *s);

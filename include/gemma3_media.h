@@ -25,7 +25,7 @@
  * EXIF orientation applied (JPEG) and alpha composited on white; refused
  * before decoding when the file or the pixel count is over the limits.
  * Video: MP4/MOV/WebM decoded with FFmpeg's libraries, N frames evenly spaced
- * over the whole clip, each with its timestamp. */
+ * over the whole clip, each with its timestamp, from a file or from bytes. */
 #ifndef GEMMA3_MEDIA_H
 #define GEMMA3_MEDIA_H
 
@@ -150,6 +150,11 @@ typedef struct g3_video_frame {
  * default, at most 4). *frames is malloc'd; free with g3_video_frames_free. */
 int g3_video_sample(const char *path, uint32_t n_frames, const g3_media_limits *lim, g3_video_frame **frames,
                     uint32_t *n_out, g3_error *err);
+/* The same from a video's bytes in memory (an upload): the same frames as
+ * from the file. len is checked against lim->max_video_bytes; data is only
+ * read, and only during the call. */
+int g3_video_sample_memory(const void *data, size_t len, uint32_t n_frames, const g3_media_limits *lim,
+                           g3_video_frame **frames, uint32_t *n_out, g3_error *err);
 void g3_video_frames_free(g3_video_frame *frames, uint32_t n);
 
 #ifdef __cplusplus

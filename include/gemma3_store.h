@@ -19,10 +19,13 @@
  * extracted text of the turn's documents, laid out by the document code.
  * The document's original bytes are its attachment. Images are attachments
  * too and become image parts again (with their bytes) when a stored
- * conversation is turned back into a g3_conversation; `text_pos` says how
- * many of the turn's images came before the text (0: text first, as the
- * web page sends it; all: images first, as the terminal's /image does).
- * Video attachments keep their bytes but are not turned back into frames.
+ * conversation is turned back into a g3_conversation; so do videos (media
+ * type video/...), as G3_STORE_VIDEO_FRAMES frames sampled from their bytes,
+ * each after its "Frame 1.50:" label (g3_video_parts_memory: the parts the
+ * native API gave the model when it answered). `text_pos` says how many of
+ * the turn's images and videos came before the text (0: text first, as the
+ * web page sends it; all: media first, as the terminal's /image and /video
+ * do).
  *
  * Guarantees:
  *   - every operation is one transaction: a user turn and its answer are
@@ -245,7 +248,7 @@ typedef struct g3_store_attachment_in {
 typedef struct g3_store_user_msg {
     const char *text;         /* as typed ("" allowed with attachments) */
     const char *prompt_text;  /* NULL: the model was given `text` */
-    uint32_t text_pos;        /* images before the text (at most their number) */
+    uint32_t text_pos;        /* images and videos before the text (at most their number) */
     const g3_store_attachment_in *attachments;
     size_t n_attachments;
 } g3_store_user_msg;
@@ -285,12 +288,23 @@ int g3_store_attachment_get(g3_store *s, int64_t attachment_id, g3_store_attachm
 void g3_store_attachment_free(g3_store_attachment *a);
 /* media_type is image/... (it becomes an image part). */
 bool g3_store_media_is_image(const char *media_type);
+/* media_type is video/... (it becomes G3_STORE_VIDEO_FRAMES frame parts). */
+bool g3_store_media_is_video(const char *media_type);
+
+/* Frames sampled from a stored video when its conversation is rebuilt, and
+ * so the frames the native API gives the model for a video attachment (the
+ * terminal's default --max-frames): the rule both follow, so a follow-up
+ * after a restart sees the same frames. Each counts as one image against
+ * max_images. */
+#define G3_STORE_VIDEO_FRAMES 2u
 
 /* ---- using a stored conversation ---------------------------------------- */
 
 /* Builds the conversation the model sees: the system prompt; each user turn
  * as its prompt_text (else text), with its images as image parts holding
- * their bytes, placed by text_pos; each answer with its ids when they were
+ * their bytes and its videos as G3_STORE_VIDEO_FRAMES labelled frame parts
+ * (sampled here: a video that no longer decodes fails the rebuild), placed
+ * by text_pos; each answer with its ids when they were
  * made by `model` (same vocabulary fingerprint), else as text only (the
  * engine tokenizes it again). model may be NULL (ids dropped). *out is
  * initialized here; free it with g3_conversation_free. */

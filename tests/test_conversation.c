@@ -216,12 +216,62 @@ static void test_documents(void **state) {
     assert_non_null(strstr(err.msg, "not a regular file"));
 }
 
+/* Video frames given as bytes: the frames of one video share one buffer (the
+ * first owns it; freeing frees it once: ASan checks); saved as JSON and
+ * loaded back, each frame has the bytes. */
+static void test_video_frames_as_bytes(void **state) {
+    (void)state;
+    g3_error err;
+    uint8_t *bytes = malloc(6);
+    assert_non_null(bytes);
+    memcpy(bytes, "\0\0\0\0ftyp", 6);
+    g3_part parts[] = {
+        {.type = G3_PART_TEXT, .text = "Frame 0.00:"},
+        {.type = G3_PART_VIDEO_FRAME, .data = bytes, .data_len = 6, .frame = 0, .n_frames = 2},
+        {.type = G3_PART_TEXT, .text = "Frame 2.00:"},
+        {.type = G3_PART_VIDEO_FRAME, .data = bytes, .data_len = 6, .shares_data = true, .seconds = 2.0, .frame = 1,
+         .n_frames = 2},
+        {.type = G3_PART_TEXT, .text = "What moves?"},
+    };
+    g3_conversation a, b;
+    g3_conversation_init(&a);
+    g3_conversation_init(&b);
+    assert_int_equal(g3_conversation_add_parts(&a, parts, 5, &err), 0);
+    free(bytes);
+    const g3_part *p = a.turns[0].parts;
+    assert_ptr_equal(p[3].data, p[1].data);
+    assert_false(p[1].shares_data);
+    assert_true(p[3].shares_data);
+    assert_string_equal(a.turns[0].text, "Frame 0.00: Frame 2.00: What moves?");
+    char *json = g3_conversation_to_json(&a);
+    assert_non_null(json);
+    assert_int_equal(g3_conversation_from_json(&b, json, &err), 0);
+    free(json);
+    const g3_part *q = b.turns[0].parts;
+    assert_int_equal(b.turns[0].n_parts, 5);
+    for (int i = 1; i <= 3; i += 2) {
+        assert_int_equal(q[i].type, G3_PART_VIDEO_FRAME);
+        assert_int_equal(q[i].data_len, 6);
+        assert_memory_equal(q[i].data, "\0\0\0\0ftyp", 6);
+        assert_int_equal(q[i].frame, (uint32_t)(i / 2));
+    }
+    assert_true(q[3].seconds == 2.0);
+    g3_conversation_free(&a);
+    g3_conversation_free(&b);
+    /* a path and bytes both: refused */
+    uint8_t other[6] = {0};
+    parts[1].path = "x.mp4";
+    parts[1].data = other;
+    assert_int_equal(g3_conversation_add_parts(&a, parts, 2, &err), -1);
+    g3_conversation_free(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roles_alternate), cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_bad_files_leave_the_conversation_alone), cmocka_unit_test(test_versions),
         cmocka_unit_test(test_model_record), cmocka_unit_test(test_presets),
-        cmocka_unit_test(test_documents),
+        cmocka_unit_test(test_documents), cmocka_unit_test(test_video_frames_as_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

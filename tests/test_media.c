@@ -38,6 +38,7 @@
 
 #include "gemma3_media.h"
 #include "test_util.h"
+#include "video_clip.h"
 
 #define TMP(name) G3_TEST_TMP "/media-" name
 #define GOLDEN_PNG G3_GOLDEN_DIR "/tiny-gemma3/vision/img1_64x64.png"
@@ -695,98 +696,6 @@ static void test_bad_input(void **state) {
 
 /* ---- video -------------------------------------------------------------- */
 
-static const uint8_t SECOND_COLORS[4][3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 255}};
-
-static void encode_and_write(AVCodecContext *c, AVFrame *f, AVFormatContext *oc, AVStream *st, AVPacket *pkt) {
-    assert_true(avcodec_send_frame(c, f) >= 0);
-    for (;;) {
-        int r = avcodec_receive_packet(c, pkt);
-        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
-        assert_true(r >= 0);
-        pkt->duration = 1; /* one frame: the muxer then counts the last frame in the duration */
-        av_packet_rescale_ts(pkt, c->time_base, st->time_base);
-        pkt->stream_index = st->index;
-        assert_true(av_interleaved_write_frame(oc, pkt) >= 0);
-    }
-}
-
-static void add_rotation(AVStream *st, double ccw_degrees) {
-    int32_t m[9];
-    av_display_rotation_set(m, ccw_degrees);
-#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 29, 100)
-    AVPacketSideData *sd = av_packet_side_data_new(&st->codecpar->coded_side_data, &st->codecpar->nb_coded_side_data,
-                                                   AV_PKT_DATA_DISPLAYMATRIX, sizeof m, 0);
-    assert_non_null(sd);
-    memcpy(sd->data, m, sizeof m);
-#else
-    uint8_t *sd = av_stream_new_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, sizeof m);
-    assert_non_null(sd);
-    memcpy(sd, m, sizeof m);
-#endif
-}
-
-/* A clip of `seconds` at `fps`, each second a solid colour of SECOND_COLORS;
- * with `mark`, the top-left 8 x 8 block is red and the rest blue instead.
- * mpeg4 in MP4, a keyframe every 2 s (so seeks must decode forward). */
-static void write_clip(const char *path, int w, int h, int fps, int seconds, bool mark, double rotation) {
-    const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
-    assert_non_null(codec);
-    AVFormatContext *oc = NULL;
-    assert_true(avformat_alloc_output_context2(&oc, NULL, "mp4", path) >= 0);
-    AVStream *st = avformat_new_stream(oc, NULL);
-    AVCodecContext *c = avcodec_alloc_context3(codec);
-    assert_non_null(st);
-    assert_non_null(c);
-    c->width = w;
-    c->height = h;
-    c->time_base = (AVRational){1, fps};
-    c->framerate = (AVRational){fps, 1};
-    c->pix_fmt = AV_PIX_FMT_YUV420P;
-    c->gop_size = 2 * fps;
-    c->max_b_frames = 0;
-    c->bit_rate = 4000000;
-    if (oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    assert_true(avcodec_open2(c, codec, NULL) >= 0);
-    assert_true(avcodec_parameters_from_context(st->codecpar, c) >= 0);
-    st->time_base = c->time_base;
-    if (rotation != 0.0) add_rotation(st, rotation);
-    assert_true(avio_open(&oc->pb, path, AVIO_FLAG_WRITE) >= 0);
-    assert_true(avformat_write_header(oc, NULL) >= 0);
-
-    AVFrame *f = av_frame_alloc();
-    AVPacket *pkt = av_packet_alloc();
-    f->format = c->pix_fmt;
-    f->width = w;
-    f->height = h;
-    assert_true(av_frame_get_buffer(f, 0) >= 0);
-    struct SwsContext *sws = sws_getContext(w, h, AV_PIX_FMT_RGB24, w, h, AV_PIX_FMT_YUV420P, SWS_BILINEAR, NULL, NULL,
-                                            NULL);
-    assert_non_null(sws);
-    uint8_t *rgb = malloc((size_t)w * h * 3);
-    const uint8_t red[3] = {255, 0, 0}, blue[3] = {0, 0, 255};
-    for (int i = 0; i < fps * seconds; i++) {
-        for (int p = 0; p < w * h; p++) {
-            const uint8_t *col = mark ? (p % w < 8 && p / w < 8 ? red : blue) : SECOND_COLORS[(i / fps) % 4];
-            memcpy(rgb + 3 * p, col, 3);
-        }
-        assert_true(av_frame_make_writable(f) >= 0);
-        const uint8_t *src[1] = {rgb};
-        int src_stride[1] = {w * 3};
-        assert_int_equal(sws_scale(sws, src, src_stride, 0, h, f->data, f->linesize), h);
-        f->pts = i;
-        encode_and_write(c, f, oc, st, pkt);
-    }
-    encode_and_write(c, NULL, oc, st, pkt);
-    assert_true(av_write_trailer(oc) >= 0);
-    free(rgb);
-    sws_freeContext(sws);
-    av_frame_free(&f);
-    av_packet_free(&pkt);
-    avcodec_free_context(&c);
-    avio_closep(&oc->pb);
-    avformat_free_context(oc);
-}
-
 static int group_setup(void **state) {
     (void)state;
     av_log_set_level(AV_LOG_QUIET); /* the corrupt-input cases make libav chatty */
@@ -803,8 +712,8 @@ static void sample_ok(const char *path, uint32_t n, g3_video_frame **frames) {
 
 static void test_video_sampling(void **state) {
     (void)state;
-    /* 4 s at 5 fps: frames at 0.0, 0.2, ... 3.8; second k is SECOND_COLORS[k] */
-    write_clip(TMP("clip.mp4"), 64, 48, 5, 4, false, 0.0);
+    /* 4 s at 5 fps: frames at 0.0, 0.2, ... 3.8; second k is VIDEO_CLIP_COLORS[k] */
+    video_clip_write(TMP("clip.mp4"), 64, 48, 5, 4, false, 0.0);
     for (uint32_t n = 1; n <= 4; n *= 2) {
         g3_video_frame *fr;
         sample_ok(TMP("clip.mp4"), n, &fr);
@@ -814,7 +723,7 @@ static void test_video_sampling(void **state) {
                 fail_msg("n=%u frame %u at %.4f s, expected %.4f", n, i, fr[i].seconds, t);
             assert_int_equal(fr[i].image.width, 64);
             assert_int_equal(fr[i].image.height, 48);
-            const uint8_t *c = SECOND_COLORS[(int)t];
+            const uint8_t *c = VIDEO_CLIP_COLORS[(int)t];
             assert_px(&fr[i].image, 32, 24, c[0], c[1], c[2], 24);
             assert_px(&fr[i].image, 0, 0, c[0], c[1], c[2], 24);
         }
@@ -828,7 +737,7 @@ static void test_video_sampling(void **state) {
     for (int i = 0; i < 3; i++) {
         if (fabs(fr[i].seconds - want[i]) > 1e-3)
             fail_msg("n=3 frame %d at %.4f s, expected %.1f", i, fr[i].seconds, want[i]);
-        const uint8_t *c = SECOND_COLORS[(int)want[i]];
+        const uint8_t *c = VIDEO_CLIP_COLORS[(int)want[i]];
         assert_px(&fr[i].image, 10, 10, c[0], c[1], c[2], 24);
     }
     g3_video_frames_free(fr, 3);
@@ -866,7 +775,7 @@ static void test_video_rotation(void **state) {
      * the writer's convention.) The 32 x 16 frame with a red top-left block
      * comes out 16 x 32 with the block top-right for -90, bottom-left for
      * +90. */
-    write_clip(TMP("rotated.mp4"), 32, 16, 5, 1, true, 90.0);
+    video_clip_write(TMP("rotated.mp4"), 32, 16, 5, 1, true, 90.0);
     double angle = read_back_rotation(TMP("rotated.mp4"));
     assert_true(fabs(fabs(angle) - 90.0) < 0.5);
     g3_video_frame *fr;
@@ -936,9 +845,61 @@ static void expect_video_refused(const char *path, uint32_t n, const g3_media_li
     assert_err(&err, needle);
 }
 
+/* The same frames from the bytes in memory as from the file (the native
+ * API's uploads): times and pixels identical; the input is bounds-checked
+ * (a cut file, no bytes, over the limit, an image, garbage: errors). */
+static void test_video_memory(void **state) {
+    (void)state;
+    video_clip_write(TMP("mem.mp4"), 64, 48, 5, 4, false, 0.0);
+    size_t len = 0;
+    uint8_t *bytes = tu_read_file(TMP("mem.mp4"), &len);
+    assert_non_null(bytes);
+    g3_error err = {{0}};
+    for (uint32_t n = 1; n <= 4; n++) {
+        g3_video_frame *from_file, *from_mem;
+        uint32_t got = 0;
+        sample_ok(TMP("mem.mp4"), n, &from_file);
+        if (g3_video_sample_memory(bytes, len, n, NULL, &from_mem, &got, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(got, n);
+        for (uint32_t i = 0; i < n; i++) {
+            assert_true(from_mem[i].seconds == from_file[i].seconds);
+            assert_int_equal(from_mem[i].image.width, from_file[i].image.width);
+            assert_int_equal(from_mem[i].image.height, from_file[i].image.height);
+            assert_memory_equal(from_mem[i].image.rgb, from_file[i].image.rgb,
+                                (size_t)from_file[i].image.width * from_file[i].image.height * 3);
+        }
+        g3_video_frames_free(from_file, n);
+        g3_video_frames_free(from_mem, n);
+    }
+    g3_video_frame *fr = (g3_video_frame *)1;
+    uint32_t got = 7;
+    /* cut in half: the index (moov, written last) is missing */
+    assert_int_equal(g3_video_sample_memory(bytes, len / 2, 2, NULL, &fr, &got, &err), -1);
+    assert_null(fr);
+    assert_int_equal(got, 0);
+    assert_int_equal(g3_video_sample_memory(bytes, 0, 2, NULL, &fr, &got, &err), -1);
+    assert_non_null(strstr(err.msg, "empty"));
+    assert_int_equal(g3_video_sample_memory(NULL, 10, 2, NULL, &fr, &got, &err), -1);
+    g3_media_limits lim = g3_media_limits_default();
+    lim.max_video_bytes = len - 1;
+    assert_int_equal(g3_video_sample_memory(bytes, len, 2, &lim, &fr, &got, &err), -1);
+    assert_non_null(strstr(err.msg, "over the limit"));
+    assert_int_equal(g3_video_sample_memory(bytes, len, 5, NULL, &fr, &got, &err), -1); /* at most 4 frames */
+    size_t png_len = 0;
+    uint8_t *png = tu_read_file(GOLDEN_PNG, &png_len);
+    assert_non_null(png);
+    assert_int_equal(g3_video_sample_memory(png, png_len, 1, NULL, &fr, &got, &err), -1);
+    assert_non_null(strstr(err.msg, "image, not a video"));
+    free(png);
+    memset(bytes, 'x', len); /* garbage of the same size */
+    assert_int_equal(g3_video_sample_memory(bytes, len, 1, NULL, &fr, &got, &err), -1);
+    assert_non_null(strstr(err.msg, "cannot read"));
+    free(bytes);
+}
+
 static void test_video_bad_input(void **state) {
     (void)state;
-    write_clip(TMP("clip2.mp4"), 64, 48, 5, 4, false, 0.0);
+    video_clip_write(TMP("clip2.mp4"), 64, 48, 5, 4, false, 0.0);
     expect_video_refused(TMP("clip2.mp4"), 0, NULL, "must be 1 to 4");
     expect_video_refused(TMP("clip2.mp4"), 5, NULL, "must be 1 to 4");
     g3_media_limits small = g3_media_limits_default();
@@ -980,7 +941,7 @@ static void test_video_bad_input(void **state) {
     g3_error err = {{0}};
     if (g3_video_sample(TMP("damaged2.mp4"), 4, NULL, &fr, &got, &err) == 0) {
         for (uint32_t i = 0; i < got; i++) {
-            const uint8_t *c = SECOND_COLORS[(int)(fr[i].seconds + 1e-6)];
+            const uint8_t *c = VIDEO_CLIP_COLORS[(int)(fr[i].seconds + 1e-6)];
             assert_px(&fr[i].image, 32, 24, c[0], c[1], c[2], 24);
             assert_true(fr[i].seconds + 1e-6 >= i * 1.0);
         }
@@ -1021,6 +982,7 @@ int main(void) {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_video_sampling),
         cmocka_unit_test(test_video_rotation),
+        cmocka_unit_test(test_video_memory),
         cmocka_unit_test(test_video_bad_input),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);

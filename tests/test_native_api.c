@@ -2,7 +2,8 @@
  * (/api/...) over raw HTTP, against the golden tiny model on a store in
  * G3_TEST_TMP: CRUD, list order, search and cursor paging; messages as JSON,
  * streamed (token events add up to the done message and the stored one) and
- * as multipart with an image and a document; regenerate, edit, stop in the
+ * as multipart with an image and a document, and with a video (its frames
+ * again after a restart); regenerate, edit, stop in the
  * middle of a stream; one generation per conversation (409); eviction with
  * --parallel 1 (same answers as dedicated slots; the rebuild's and the
  * reuse's cached_tokens); overflow on a small context (dropped_turns, the
@@ -26,6 +27,7 @@
 #include "http_client.h"
 #include "server/multipart.h"
 #include "server/native_request.h"
+#include "video_clip.h"
 
 #define MODEL G3_GOLDEN_DIR "/tiny-gemma3/models/g3-1b-s1234-q8_0.gguf"
 #define MMPROJ G3_GOLDEN_DIR "/tiny-gemma3/models/mmproj-g3-s99-f32.gguf"
@@ -621,6 +623,127 @@ static void test_multipart_image_document(void **state) {
     assert_int_equal(hc_stop_server(&s, 20), 0);
 }
 
+/* ---- multipart: a video -------------------------------------------------------------- */
+
+static void check_integrity(const char *db);
+
+/* POSTs a multipart message of `content` and one file. */
+static resp post_file(int port, int64_t id, const char *content, const char *name, const char *type,
+                      const void *data, size_t n) {
+    mpbuf m = {0};
+    mp_add(&m, "content", NULL, NULL, content, strlen(content));
+    mp_add(&m, "file", name, type, data, n);
+    mp_end(&m);
+    char path[128];
+    snprintf(path, sizeof path, "/api/conversations/%lld/messages", (long long)id);
+    resp r = http(port, "POST", path, MP_TYPE, m.buf, m.len);
+    free(m.buf);
+    return r;
+}
+
+static bool info_video(int port) {
+    resp r = get(port, "/api/info");
+    assert_int_equal(r.status, 200);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r.json, "video");
+    assert_true(cJSON_IsBool(v));
+    bool on = cJSON_IsTrue(v);
+    resp_free(&r);
+    return on;
+}
+
+/* An MP4 made here, as an attachment: answered from G3_STORE_VIDEO_FRAMES
+ * frames (each encoded, each a picture's soft tokens in the prompt), kept
+ * byte for byte; after a restart the rebuilt conversation has the frames
+ * again (encoded again, the prompt counting their soft tokens). Refused:
+ * bytes that do not decode (400 naming the file), WebM (415), frames over
+ * max_images (400), and any video without --mmproj (400; /api/info video
+ * false). */
+static void test_multipart_video(void **state) {
+    (void)state;
+    const char *clip = G3_TEST_TMP "/native-clip.mp4";
+    video_clip_write(clip, 64, 48, 5, 4, false, 0.0);
+    size_t mp4_len;
+    uint8_t *mp4 = tu_read_file(clip, &mp4_len);
+    assert_non_null(mp4);
+    char db[512];
+    db_path("video", db, sizeof db);
+    hc_server s = {0};
+    const char *more[] = {"--mmproj", MMPROJ, NULL};
+    start(&s, "native-video1.log", db, more);
+    assert_true(info_video(s.port));
+    int64_t id = create(s.port, "{" GREEDY "}");
+    resp r = post_file(s.port, id, "What happens in the clip?", "clip.mp4", "video/mp4", mp4, mp4_len);
+    if (r.status != 200) fail_msg("%d %s", r.status, r.body);
+    assert_int_equal((int)num(r.json, "message.usage.images_encoded"), (int)G3_STORE_VIDEO_FRAMES);
+    const double p1 = num(r.json, "message.usage.prompt_tokens"), c1 = num(r.json, "message.usage.completion_tokens");
+    resp_free(&r);
+
+    /* GET: the video is the user message's attachment, its bytes kept. */
+    cJSON *conv = conv_get(s.port, id);
+    assert_int_equal(n_messages(conv), 2);
+    const cJSON *atts = cJSON_GetObjectItemCaseSensitive(message(conv, 0), "attachments");
+    assert_int_equal(cJSON_GetArraySize(atts), 1);
+    const cJSON *vid = cJSON_GetArrayItem(atts, 0);
+    assert_string_equal(str(vid, "name"), "clip.mp4");
+    assert_string_equal(str(vid, "type"), "video/mp4");
+    assert_int_equal((size_t)num(vid, "size"), mp4_len);
+    char path[128];
+    snprintf(path, sizeof path, "/api/attachments/%lld", (long long)num(vid, "id"));
+    cJSON_Delete(conv);
+    r = get(s.port, path);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, mp4_len);
+    assert_memory_equal(r.body, mp4, mp4_len);
+    resp_free(&r);
+
+    /* Refused, nothing stored: a cut file (ftyp but no index), WebM, bytes that are no video, too many frames. */
+    char *before = export_json(s.port, id);
+    r = post_file(s.port, id, "and this?", "cut.mp4", "video/mp4", mp4, 64);
+    expect_error(&r, 400, "cut.mp4");
+    r = post_file(s.port, id, "and this?", "v.webm", "video/webm", "\x1a\x45\xdf\xa3\x01\x00\x00\x00", 8);
+    expect_error(&r, 415, "MP4");
+    r = post_file(s.port, id, "and this?", "fake.mp4", "video/mp4", "not a video at all", 18);
+    expect_error(&r, 400, "fake.mp4");
+    size_t png_len;
+    uint8_t *png = tu_read_file(IMAGE, &png_len);
+    assert_non_null(png);
+    mpbuf m = {0};
+    mp_add(&m, "content", NULL, NULL, "both", 4);
+    mp_add(&m, "file", "clip.mp4", "video/mp4", mp4, mp4_len);
+    mp_add(&m, "file", "i.png", "image/png", png, png_len);
+    mp_end(&m);
+    snprintf(path, sizeof path, "/api/conversations/%lld/messages", (long long)id);
+    r = http(s.port, "POST", path, MP_TYPE, m.buf, m.len);
+    free(m.buf);
+    free(png);
+    expect_error(&r, 400, "max_images"); /* 2 frames + 1 image > 2 */
+    char *after = export_json(s.port, id);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    assert_int_equal(hc_stop_server(&s, 20), 0);
+
+    /* A follow-up after a restart: the rebuilt turn has the frames. */
+    start(&s, "native-video2.log", db, more);
+    cJSON *a2 = say(s.port, id, "And at the end?");
+    assert_int_equal((int)num(a2, "message.usage.images_encoded"), (int)G3_STORE_VIDEO_FRAMES);
+    assert_int_equal((int)num(a2, "message.dropped_turns"), 0);
+    /* the first prompt (its frames included) and its answer, then the new question: without the frames it
+     * would be their soft tokens shorter (16 a frame with the golden projector), more than the question adds */
+    assert_true(num(a2, "message.usage.prompt_tokens") > p1 + c1);
+    cJSON_Delete(a2);
+    assert_int_equal(hc_stop_server(&s, 20), 0);
+    check_integrity(db);
+
+    /* Without a vision encoder: no video. */
+    start(&s, "native-video3.log", db, NULL);
+    assert_false(info_video(s.port));
+    r = post_file(s.port, id, "and now?", "clip.mp4", "video/mp4", mp4, mp4_len);
+    expect_error(&r, 400, "--mmproj");
+    assert_int_equal(hc_stop_server(&s, 20), 0);
+    free(mp4);
+}
+
 /* ---- stop, and one generation per conversation ------------------------------------ */
 
 /* Reads from fd into *buf until `what` occurs `times` times or the peer closes. */
@@ -1123,6 +1246,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_crud_list_paging, kill_leftovers),
         cmocka_unit_test_teardown(test_messages, kill_leftovers),
         cmocka_unit_test_teardown(test_multipart_image_document, kill_leftovers),
+        cmocka_unit_test_teardown(test_multipart_video, kill_leftovers),
         cmocka_unit_test_teardown(test_bad_requests, kill_leftovers),
         cmocka_unit_test_teardown(test_stop_and_conflict, kill_leftovers),
         cmocka_unit_test_teardown(test_eviction, kill_leftovers),

@@ -30,6 +30,7 @@
 #include "chat/store_backend.h"
 #include "gemma3_store.h"
 #include "test_util.h"
+#include "video_clip.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -597,6 +598,89 @@ static void test_to_conversation(void **state) {
     assert_int_equal(g3_store_to_conversation(s, 9999, NULL, &c, &err), G3_STORE_NOT_FOUND);
     assert_int_equal(c.n_turns, 0);
     g3_store_close(s);
+}
+
+/* A video attachment becomes G3_STORE_VIDEO_FRAMES labelled frame parts
+ * again, the parts g3_video_parts_memory makes (what the native API gave the
+ * model), with the video's bytes once: the later frames share the first's.
+ * text_pos counts videos with images. A stored video that no longer decodes
+ * fails the rebuild, naming it. */
+static void test_to_conversation_video(void **state) {
+    (void)state;
+    const char *clip = G3_TEST_TMP "/store-clip.mp4";
+    video_clip_write(clip, 32, 32, 5, 2, false, 0.0);
+    size_t len;
+    uint8_t *mp4 = tu_read_file(clip, &len);
+    assert_non_null(mp4);
+    g3_store *s = open_ok(fresh("video"));
+    g3_error err;
+    int64_t id = create_conv(s, NULL);
+    uint8_t png[8] = {0x89, 'P', 'N', 'G'};
+    g3_store_attachment_in atts[] = {
+        {.name = "clip.mp4", .media_type = "video/mp4", .data = mp4, .size = len},
+        {.name = "p.png", .media_type = "image/png", .data = png, .size = sizeof png},
+    };
+    g3_store_user_msg u = {.text = "What moves?", .text_pos = 1, .attachments = atts, .n_attachments = 2};
+    g3_store_answer a = answer("Nothing.");
+    assert_int_equal(g3_store_append(s, id, &u, &a, NULL, NULL, &err), 0);
+    u.text_pos = 3; /* past the 2 images and videos */
+    assert_int_equal(g3_store_append(s, id, &u, &a, NULL, NULL, &err), G3_STORE_INVALID);
+
+    g3_part *want;
+    size_t n_want;
+    if (g3_video_parts_memory("clip.mp4", mp4, len, G3_STORE_VIDEO_FRAMES, &want, &n_want, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(n_want, 2 * G3_STORE_VIDEO_FRAMES);
+    g3_conversation c;
+    if (g3_store_to_conversation(s, id, &k_model, &c, &err)) fail_msg("%s", err.msg);
+    const g3_turn *t = &c.turns[0];
+    assert_int_equal(t->n_parts, n_want + 2); /* the frames, then the text (text_pos 1), then the image */
+    for (size_t i = 0; i < n_want; i++) {
+        const g3_part *p = &t->parts[i], *w = &want[i];
+        assert_int_equal(p->type, w->type);
+        if (p->type == G3_PART_TEXT) {
+            assert_string_equal(p->text, w->text);
+            continue;
+        }
+        assert_null(p->path);
+        assert_int_equal(p->data_len, len);
+        assert_memory_equal(p->data, mp4, len);
+        assert_int_equal(p->frame, w->frame);
+        assert_int_equal(p->n_frames, G3_STORE_VIDEO_FRAMES);
+        assert_true(p->seconds == w->seconds);
+        assert_int_equal(p->shares_data, p->frame > 0);
+        if (p->frame > 0) assert_ptr_equal(p->data, t->parts[1].data); /* one copy of the video */
+    }
+    assert_string_equal(want[0].text, "Frame 0.00:");
+    assert_string_equal(want[2].text, "Frame 1.00:");
+    assert_int_equal(t->parts[n_want].type, G3_PART_TEXT);
+    assert_string_equal(t->parts[n_want].text, "What moves?");
+    assert_int_equal(t->parts[n_want + 1].type, G3_PART_IMAGE);
+    /* a copy keeps the sharing */
+    g3_conversation copy;
+    g3_conversation_init(&copy);
+    assert_int_equal(g3_conversation_add_parts(&copy, t->parts, t->n_parts, &err), 0);
+    assert_ptr_equal(copy.turns[0].parts[3].data, copy.turns[0].parts[1].data);
+    assert_ptr_not_equal(copy.turns[0].parts[1].data, t->parts[1].data);
+    assert_true(copy.turns[0].parts[3].shares_data);
+    g3_conversation_free(&copy);
+    /* a sharing frame without its owner before it is refused */
+    g3_conversation_init(&copy);
+    assert_int_equal(g3_conversation_add_parts(&copy, t->parts + 3, 1, &err), -1);
+    g3_conversation_free(&copy);
+    g3_conversation_free(&c);
+    g3_parts_free(want, n_want);
+
+    /* bytes that are not a video any more (stored by another client): the rebuild fails, naming the file */
+    int64_t id2 = create_conv(s, NULL);
+    atts[0] = (g3_store_attachment_in){.name = "junk.mp4", .media_type = "video/mp4", .data = png, .size = 4};
+    u = (g3_store_user_msg){.text = "?", .attachments = atts, .n_attachments = 1};
+    assert_int_equal(g3_store_append(s, id2, &u, &a, NULL, NULL, &err), 0);
+    assert_int_equal(g3_store_to_conversation(s, id2, &k_model, &c, &err), G3_STORE_ERROR);
+    assert_non_null(strstr(err.msg, "junk.mp4"));
+    assert_int_equal(c.n_turns, 0);
+    g3_store_close(s);
+    free(mp4);
 }
 
 static void test_export(void **state) {
@@ -1195,6 +1279,7 @@ int main(void) {
         cmocka_unit_test(test_list_search_paging), cmocka_unit_test(test_default_title),
         cmocka_unit_test(test_default_path),
         cmocka_unit_test(test_regenerate_and_edit), cmocka_unit_test(test_to_conversation),
+        cmocka_unit_test(test_to_conversation_video),
         cmocka_unit_test(test_export),            cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_versions),          cmocka_unit_test(test_not_a_database),
         cmocka_unit_test(test_read_only),         cmocka_unit_test(test_locked),

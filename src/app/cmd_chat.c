@@ -295,7 +295,7 @@ static void save_turns(chat_state *c, const char *typed, const char *prompt, con
         att[n_att] = (g3_store_attachment_in){.name = slash ? slash + 1 : c->media[i],
                                               .media_type = media_type_of(c->media[i], c->is_video[i]),
                                               .data = bytes[n_att], .size = size};
-        n_images += !c->is_video[i];
+        n_images++; /* images and videos (text_pos): all of them before the text */
         n_att++;
     }
     const g3_model_record *model = g3_session_model_record(c->session);

@@ -26,7 +26,7 @@ void g3_parts_free(g3_part *parts, size_t n) {
     for (size_t i = 0; parts && i < n; i++) {
         free(parts[i].text);
         free(parts[i].path);
-        free(parts[i].data);
+        if (!parts[i].shares_data) free(parts[i].data);
     }
     free(parts);
 }
@@ -89,6 +89,13 @@ void g3_conversation_pop(g3_conversation *c) {
     turn_free(&c->turns[--c->n_turns]);
 }
 
+/* The part of src[0..i) that owns the bytes src[i] shares, or -1. */
+static long data_owner(const g3_part *src, size_t i) {
+    for (size_t k = 0; k < i; k++)
+        if (src[k].data == src[i].data && !src[k].shares_data && src[k].type == G3_PART_VIDEO_FRAME) return (long)k;
+    return -1;
+}
+
 static int copy_parts(const g3_part *src, size_t n, g3_part **out, g3_error *err) {
     *out = calloc(n ? n : 1, sizeof **out);
     if (!*out) return g3_fail(err, "out of memory");
@@ -97,20 +104,26 @@ static int copy_parts(const g3_part *src, size_t n, g3_part **out, g3_error *err
         *d = src[i];
         d->text = src[i].text ? strdup(src[i].text) : NULL;
         d->path = src[i].path ? strdup(src[i].path) : NULL;
-        d->data = src[i].data ? malloc(src[i].data_len ? src[i].data_len : 1) : NULL;
-        if (d->data) memcpy(d->data, src[i].data, src[i].data_len);
+        long owner = -1;
+        bool shares = src[i].shares_data && src[i].type == G3_PART_VIDEO_FRAME && src[i].data &&
+                      (owner = data_owner(src, i)) >= 0 && src[owner].data_len == src[i].data_len;
+        d->shares_data = shares;
+        if (shares) d->data = (*out)[owner].data;
+        else d->data = src[i].data ? malloc(src[i].data_len ? src[i].data_len : 1) : NULL;
+        if (d->data && !shares) memcpy(d->data, src[i].data, src[i].data_len);
         if ((src[i].text && !d->text) || (src[i].path && !d->path) || (src[i].data && !d->data)) {
             g3_parts_free(*out, i + 1);
             *out = NULL;
             return g3_fail(err, "out of memory");
         }
         bool text = d->type == G3_PART_TEXT;
-        bool has_image = d->type == G3_PART_IMAGE ? (d->path != NULL) != (d->data != NULL) : d->path != NULL;
-        if ((text && !d->text) || (!text && !has_image) || d->type > G3_PART_VIDEO_FRAME) {
+        bool has_media = (d->path != NULL) != (d->data != NULL);
+        if ((text && !d->text) || (!text && !has_media) || d->type > G3_PART_VIDEO_FRAME ||
+            (src[i].shares_data && !shares)) {
             g3_parts_free(*out, i + 1);
             *out = NULL;
-            return g3_fail(err, "part %zu: a text part needs text, an image a path or its bytes (one of them), a "
-                                "video frame a path", i + 1);
+            return g3_fail(err, "part %zu: a text part needs text, an image or video frame a path or its bytes (one "
+                                "of them); a frame sharing bytes, an earlier frame owning them", i + 1);
         }
     }
     return 0;
@@ -277,19 +290,19 @@ static int parse_part(const cJSON *jp, size_t turn, size_t k, g3_part *p, g3_err
     if (t < 0) return g3_fail(err, "turn %zu, part %zu: \"type\" must be text, image or video_frame", turn, k);
     p->type = (g3_part_type)t;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(jp, "data");
-    if (t == G3_PART_IMAGE && !path && cJSON_IsString(data)) { /* an image kept as its bytes */
+    if (t != G3_PART_TEXT && !path && cJSON_IsString(data)) { /* an image or a video kept as its bytes */
         const size_t n = strlen(data->valuestring);
         p->data = malloc(g3_base64_decoded_max(n)); /* owned here: freed by parse_parts */
         if (!p->data) return g3_fail(err, "out of memory");
         if (g3_base64_decode(data->valuestring, n, p->data, &p->data_len, err))
             return g3_error_prefix(err, "turn %zu, part %zu: \"data\"", turn, k);
-        return 0;
-    }
-    if (t == G3_PART_TEXT ? !cJSON_IsString(text) : !cJSON_IsString(path))
+    } else if (t == G3_PART_TEXT ? !cJSON_IsString(text) : !cJSON_IsString(path)) {
         return g3_fail(err, "turn %zu, part %zu: needs a string \"%s\"", turn, k,
-                       t == G3_PART_TEXT ? "text" : t == G3_PART_IMAGE ? "path\" or \"data" : "path");
-    p->text = t == G3_PART_TEXT ? text->valuestring : NULL; /* borrowed: copied by add_parts */
-    p->path = t == G3_PART_TEXT ? NULL : path->valuestring;
+                       t == G3_PART_TEXT ? "text" : "path\" or \"data");
+    } else {
+        p->text = t == G3_PART_TEXT ? text->valuestring : NULL; /* borrowed: copied by add_parts */
+        p->path = t == G3_PART_TEXT ? NULL : path->valuestring;
+    }
     if (t == G3_PART_VIDEO_FRAME) {
         const cJSON *sec = cJSON_GetObjectItemCaseSensitive(jp, "seconds");
         const cJSON *fr = cJSON_GetObjectItemCaseSensitive(jp, "frame");

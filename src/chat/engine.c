@@ -485,8 +485,8 @@ static bool cancelled(const job *j) {
 static uint64_t part_key(const g3_part *p) {
     uint64_t h = 0xcbf29ce484222325ull;
     h = fnv1a(h, &p->type, sizeof p->type);
-    if (p->data) return fnv1a(fnv1a(h, "b", 1), p->data, p->data_len);
-    h = fnv1a(fnv1a(h, "p", 1), p->path, strlen(p->path));
+    if (p->data) h = fnv1a(fnv1a(h, "b", 1), p->data, p->data_len);
+    else h = fnv1a(fnv1a(h, "p", 1), p->path, strlen(p->path));
     if (p->type == G3_PART_VIDEO_FRAME) {
         h = fnv1a(h, &p->frame, sizeof p->frame);
         h = fnv1a(h, &p->n_frames, sizeof p->n_frames);
@@ -538,9 +538,12 @@ static int encode_part(g3_engine *e, const g3_part *p, image_entry *entry, g3_er
     }
     g3_video_frame *frames;
     uint32_t n;
-    if (g3_video_sample(p->path, p->n_frames, &e->limits, &frames, &n, err)) return -1;
+    rc = p->data ? g3_video_sample_memory(p->data, p->data_len, p->n_frames, &e->limits, &frames, &n, err)
+                 : g3_video_sample(p->path, p->n_frames, &e->limits, &frames, &n, err);
+    if (rc) return -1;
     rc = p->frame < n ? g3_image_soft_tokens(e->vision, &frames[p->frame].image, e->wrap, &entry->embd, err)
-                      : g3_fail(err, "'%s' gave %u frames, frame %u was asked for", p->path, n, p->frame + 1);
+                      : g3_fail(err, "'%s' gave %u frames, frame %u was asked for", p->path ? p->path : "the video", n,
+                                p->frame + 1);
     g3_video_frames_free(frames, n);
     return rc;
 }

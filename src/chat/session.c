@@ -201,32 +201,54 @@ int g3_session_load(g3_session *s, const char *path, g3_load_report *report, g3_
     return 0;
 }
 
-/* "Frame 1.50:" before each frame, as the original demo wrote it. */
-int g3_video_parts(const char *path, uint32_t n_frames, g3_part **parts, size_t *n_parts, g3_error *err) {
+/* "Frame 1.50:" before each frame, as the original demo wrote it. A path,
+ * or bytes (copied once: the first frame part owns them). */
+static int video_parts(const char *path, const char *name, const void *data, size_t len, uint32_t n_frames,
+                       g3_part **parts, size_t *n_parts, g3_error *err) {
     g3_media_limits lim = g3_media_limits_default();
     g3_video_frame *frames;
     uint32_t n;
     *parts = NULL;
     *n_parts = 0;
-    if (g3_video_sample(path, n_frames, &lim, &frames, &n, err)) return -1;
+    if (path ? g3_video_sample(path, n_frames, &lim, &frames, &n, err)
+             : g3_video_sample_memory(data, len, n_frames, &lim, &frames, &n, err))
+        return path ? -1 : g3_error_prefix(err, "%s: ", name ? name : "video");
     g3_part *p = calloc(2 * (size_t)n + 1, sizeof *p);
+    uint8_t *bytes = NULL;
     int rc = p ? 0 : g3_fail(err, "out of memory");
+    if (!rc && !path) {
+        if ((bytes = malloc(len)) != NULL) memcpy(bytes, data, len); /* len >= 1: sampling succeeded */
+        else rc = g3_fail(err, "out of memory");
+    }
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
         char label[48];
         snprintf(label, sizeof label, "Frame %.2f:", frames[i].seconds);
         p[2 * i] = (g3_part){.type = G3_PART_TEXT, .text = strdup(label)};
-        p[2 * i + 1] = (g3_part){.type = G3_PART_VIDEO_FRAME, .path = strdup(path), .seconds = frames[i].seconds,
-                                 .frame = i, .n_frames = n};
-        if (!p[2 * i].text || !p[2 * i + 1].path) rc = g3_fail(err, "out of memory");
+        p[2 * i + 1] = (g3_part){.type = G3_PART_VIDEO_FRAME, .seconds = frames[i].seconds, .frame = i, .n_frames = n};
+        if (path) p[2 * i + 1].path = strdup(path);
+        else p[2 * i + 1] = (g3_part){.type = G3_PART_VIDEO_FRAME, .data = bytes, .data_len = len, .shares_data = i > 0,
+                                      .seconds = frames[i].seconds, .frame = i, .n_frames = n};
+        if (!p[2 * i].text || (path && !p[2 * i + 1].path)) rc = g3_fail(err, "out of memory");
     }
     g3_video_frames_free(frames, n);
     if (rc) {
-        g3_parts_free(p, 2 * (size_t)n);
+        const bool attached = p && bytes && p[1].data == bytes; /* then freed through the first frame part */
+        g3_parts_free(p, p ? 2 * (size_t)n : 0);
+        if (!attached) free(bytes);
         return -1;
     }
     *parts = p;
     *n_parts = 2 * (size_t)n;
     return 0;
+}
+
+int g3_video_parts(const char *path, uint32_t n_frames, g3_part **parts, size_t *n_parts, g3_error *err) {
+    return video_parts(path, NULL, NULL, 0, n_frames, parts, n_parts, err);
+}
+
+int g3_video_parts_memory(const char *name, const void *data, size_t len, uint32_t n_frames, g3_part **parts,
+                          size_t *n_parts, g3_error *err) {
+    return video_parts(NULL, name, data, len, n_frames, parts, n_parts, err);
 }
 
 int g3_session_complete_raw(g3_session *s, const char *text, const g3_gen_params *gp, g3_on_text on_text,

@@ -195,6 +195,15 @@ bool g3_store_media_is_image(const char *media_type) {
     return media_type && strncasecmp(media_type, "image/", 6) == 0;
 }
 
+bool g3_store_media_is_video(const char *media_type) {
+    return media_type && strncasecmp(media_type, "video/", 6) == 0;
+}
+
+/* An attachment the model sees as images: an image or a video's frames. */
+static bool media_is_visual(const char *media_type) {
+    return g3_store_media_is_image(media_type) || g3_store_media_is_video(media_type);
+}
+
 /* "type/subtype" in printable ASCII without spaces (parameters allowed). */
 static bool media_type_ok(const char *t) {
     const char *slash = strchr(t, '/');
@@ -226,11 +235,12 @@ static int check_user_msg(const g3_store_user_msg *u, bool edit_keeps, g3_error 
                            i + 1, a->name, a->media_type);
         if (a->size && !a->data)
             return fail_as(G3_STORE_INVALID, err, "attachment %zu ('%.64s'): no bytes", i + 1, a->name);
-        n_images += g3_store_media_is_image(a->media_type);
+        n_images += media_is_visual(a->media_type);
     }
     /* with kept attachments the backend checks text_pos against all of them */
     if (!edit_keeps && u->text_pos > n_images)
-        return fail_as(G3_STORE_INVALID, err, "text_pos %u is past the message's %zu image(s)", u->text_pos, n_images);
+        return fail_as(G3_STORE_INVALID, err, "text_pos %u is past the message's %zu image(s) and video(s)",
+                       u->text_pos, n_images);
     return G3_STORE_OK;
 }
 
@@ -482,27 +492,45 @@ static bool same_vocab(const g3_model_record *a, const g3_model_record *b) {
     return a && b && a->n_vocab && a->n_vocab == b->n_vocab && a->vocab_fingerprint == b->vocab_fingerprint;
 }
 
-/* A user turn with images: its text and images as parts, text_pos images
- * before the text. Called with the mutex held. */
+/* A user turn with images or videos: its text, its images as image parts,
+ * its videos as labelled frame parts (g3_video_parts_memory, the native
+ * API's parts), text_pos of them before the text. Called with the mutex
+ * held. */
 static int add_user_parts(g3_store *s, g3_conversation *c, const g3_store_turn *t, const char *text,
-                          size_t n_images, g3_error *err) {
-    g3_part *parts = calloc(n_images + 1, sizeof *parts);
-    g3_store_attachment *bytes = calloc(n_images, sizeof *bytes);
-    int rc = parts && bytes ? G3_STORE_OK : fail_as(G3_STORE_ERROR, err, "out of memory");
+                          size_t n_visual, g3_error *err) {
+    size_t cap = n_visual * 2 * G3_STORE_VIDEO_FRAMES + 1;
+    g3_part *parts = calloc(cap, sizeof *parts);
+    g3_store_attachment *bytes = calloc(n_visual, sizeof *bytes);
+    g3_part **videos = calloc(n_visual, sizeof *videos); /* each video's own parts (owned) */
+    size_t *n_video_parts = calloc(n_visual, sizeof *n_video_parts);
+    int rc = parts && bytes && videos && n_video_parts ? G3_STORE_OK : fail_as(G3_STORE_ERROR, err, "out of memory");
     const g3_part text_part = {.type = G3_PART_TEXT, .text = (char *)text};
-    bool text_placed = !text[0]; /* an image-only message has no text part */
+    bool text_placed = !text[0]; /* a media-only message has no text part */
     size_t n = 0, k = 0;
     for (size_t i = 0; !rc && i < t->n_attachments; i++) {
-        if (!g3_store_media_is_image(t->attachments[i].media_type)) continue;
+        const char *type = t->attachments[i].media_type;
+        if (!media_is_visual(type)) continue;
         if (!text_placed && k == t->text_pos) parts[n++] = text_part, text_placed = true;
         rc = s->b->attachment_get(s->impl, t->attachments[i].id, &bytes[k], err);
-        if (!rc) parts[n++] = (g3_part){.type = G3_PART_IMAGE, .data = bytes[k].data, .data_len = bytes[k].size};
+        if (!rc && g3_store_media_is_image(type)) {
+            parts[n++] = (g3_part){.type = G3_PART_IMAGE, .data = bytes[k].data, .data_len = bytes[k].size};
+        } else if (!rc) {
+            if (g3_video_parts_memory(bytes[k].name, bytes[k].data, bytes[k].size, G3_STORE_VIDEO_FRAMES, &videos[k],
+                                      &n_video_parts[k], err))
+                rc = G3_STORE_ERROR; /* err says which file, and why */
+            else if (n_video_parts[k] + !text_placed > cap - n) /* never: at most 2 parts a frame */
+                rc = fail_as(G3_STORE_ERROR, err, "'%s' gave more frames than asked for", bytes[k].name);
+            for (size_t j = 0; !rc && j < n_video_parts[k]; j++) parts[n++] = videos[k][j]; /* borrowed */
+        }
         k++;
     }
     if (!rc && !text_placed) parts[n++] = text_part;
     if (!rc && g3_conversation_add_parts(c, parts, n, err)) rc = G3_STORE_ERROR; /* copies */
-    for (size_t i = 0; bytes && i < n_images; i++) g3_store_attachment_free(&bytes[i]);
+    for (size_t i = 0; bytes && i < n_visual; i++) g3_store_attachment_free(&bytes[i]);
+    for (size_t i = 0; videos && n_video_parts && i < n_visual; i++) g3_parts_free(videos[i], n_video_parts[i]);
     free(bytes);
+    free(videos);
+    free(n_video_parts);
     free(parts);
     return rc;
 }
@@ -524,9 +552,9 @@ int g3_store_to_conversation(g3_store *s, int64_t id, const g3_model_record *mod
             continue;
         }
         const char *text = t->prompt_text ? t->prompt_text : t->text;
-        size_t n_images = 0;
-        for (size_t k = 0; k < t->n_attachments; k++) n_images += g3_store_media_is_image(t->attachments[k].media_type);
-        if (n_images) rc = add_user_parts(s, out, t, text, n_images, err);
+        size_t n_visual = 0;
+        for (size_t k = 0; k < t->n_attachments; k++) n_visual += media_is_visual(t->attachments[k].media_type);
+        if (n_visual) rc = add_user_parts(s, out, t, text, n_visual, err);
         else if (g3_conversation_add(out, G3_ROLE_USER, text, NULL, 0, err)) rc = G3_STORE_ERROR;
     }
     pthread_mutex_unlock(&s->mu);

@@ -993,20 +993,20 @@ static int sq_replace_answer(void *impl, int64_t conv, const g3_store_answer *a,
 }
 
 /* The kept and new attachments of the edited user turn: text_pos within
- * their images, and not an empty message. */
+ * their images and videos, and not an empty message. */
 static int check_edited(sq *q, int64_t turn, const g3_store_user_msg *u, const char *what, g3_error *err) {
     int64_t n_all, n_images;
-    char sql[160];
+    char sql[192];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM attachments WHERE turn_id = %lld", (long long)turn);
     int rc = read_int(q, sql, &n_all, what, err);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM attachments WHERE turn_id = %lld AND media_type LIKE 'image/%%'",
-             (long long)turn);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM attachments WHERE turn_id = %lld AND (media_type LIKE 'image/%%' "
+             "OR media_type LIKE 'video/%%')", (long long)turn);
     if (!rc) rc = read_int(q, sql, &n_images, what, err);
     if (!rc && !u->text[0] && n_all == 0)
         rc = sq_fail_as(q, G3_STORE_INVALID, err, "%s: the message is empty (no text and no attachment)", what);
     if (!rc && u->text_pos > n_images)
-        rc = sq_fail_as(q, G3_STORE_INVALID, err, "%s: text_pos %u is past the message's %lld image(s)", what,
-                        u->text_pos, (long long)n_images);
+        rc = sq_fail_as(q, G3_STORE_INVALID, err, "%s: text_pos %u is past the message's %lld image(s) and video(s)",
+                        what, u->text_pos, (long long)n_images);
     return rc;
 }
 

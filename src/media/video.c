@@ -3,11 +3,13 @@
  * after t_i = i * duration / N (i = 0..N-1): we seek to the keyframe before
  * t_i and decode forward. Each frame carries its own presentation time.
  *
- * The file is read through our own descriptor (a custom AVIOContext), so a
- * path is never parsed as a URL or protocol, and only file-based video
- * containers are accepted: playlists and image sequences (which open other
- * files) are not. Frames come out upright when the container carries a
- * 90/180/270-degree display matrix (phone videos), as players show them. */
+ * The file is read through our own descriptor, or the bytes from memory
+ * (g3_video_sample_memory: an upload), by a custom AVIOContext, so a path is
+ * never parsed as a URL or protocol, and only file-based video containers
+ * are accepted: playlists and image sequences (which open other files) are
+ * not. Both inputs share everything after opening (sample_opened). Frames
+ * come out upright when the container carries a 90/180/270-degree display
+ * matrix (phone videos), as players show them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -35,8 +37,10 @@
 #define VIDEO_FORMATS "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,ogg,asf,nut"
 
 typedef struct vreader {
-    const char *path;
-    int fd;
+    const char *path; /* the file, or a name for messages (memory) */
+    int fd;           /* the file; -1 when reading memory */
+    const uint8_t *mem; /* memory input: mem_len bytes, read from mem_pos */
+    size_t mem_len, mem_pos;
     AVIOContext *avio;
     AVFormatContext *fmt;
     AVCodecContext *dec;
@@ -81,12 +85,53 @@ static int64_t io_seek(void *opaque, int64_t offset, int whence) {
     return pos < 0 ? AVERROR(errno) : (int64_t)pos;
 }
 
+static int mem_read(void *opaque, uint8_t *buf, int size) {
+    vreader *v = opaque;
+    if (size <= 0) return 0;
+    size_t left = v->mem_pos < v->mem_len ? v->mem_len - v->mem_pos : 0;
+    if (!left) return AVERROR_EOF;
+    size_t n = (size_t)size < left ? (size_t)size : left;
+    memcpy(buf, v->mem + v->mem_pos, n);
+    v->mem_pos += n;
+    return (int)n;
+}
+
+static int64_t mem_seek(void *opaque, int64_t offset, int whence) {
+    vreader *v = opaque;
+    if (whence & AVSEEK_SIZE) return (int64_t)v->mem_len;
+    int64_t base;
+    switch (whence & ~AVSEEK_FORCE) {
+    case SEEK_SET: base = 0; break;
+    case SEEK_CUR: base = (int64_t)v->mem_pos; break;
+    case SEEK_END: base = (int64_t)v->mem_len; break;
+    default: return AVERROR(EINVAL);
+    }
+    /* inside [0, len]: no overflow, the length being at most the limit */
+    if (offset < -base || offset > (int64_t)v->mem_len - base) return AVERROR(EINVAL);
+    v->mem_pos = (size_t)(base + offset);
+    return (int64_t)v->mem_pos;
+}
+
+/* The first bytes of the input, for the message when it is not a video. */
+static size_t input_head(const vreader *v, uint8_t *head, size_t n) {
+    if (v->fd < 0) {
+        size_t k = v->mem_len < n ? v->mem_len : n;
+        memcpy(head, v->mem, k);
+        return k;
+    }
+    ssize_t got = pread(v->fd, head, n, 0);
+    return got > 0 ? (size_t)got : 0;
+}
+
 static int open_input(vreader *v, g3_error *err) {
-    v->fd = open(v->path, O_RDONLY | O_CLOEXEC);
-    if (v->fd < 0) return g3_fail(err, "cannot open video '%s': %s", v->path, strerror(errno));
+    if (!v->mem) {
+        v->fd = open(v->path, O_RDONLY | O_CLOEXEC);
+        if (v->fd < 0) return g3_fail(err, "cannot open video '%s': %s", v->path, strerror(errno));
+    }
     uint8_t *buf = av_malloc(AVIO_BUFFER);
     if (!buf) return g3_fail(err, "out of memory opening video '%s'", v->path);
-    v->avio = avio_alloc_context(buf, AVIO_BUFFER, 0, v, io_read, NULL, io_seek);
+    v->avio = v->mem ? avio_alloc_context(buf, AVIO_BUFFER, 0, v, mem_read, NULL, mem_seek)
+                     : avio_alloc_context(buf, AVIO_BUFFER, 0, v, io_read, NULL, io_seek);
     if (!v->avio) {
         av_free(buf);
         return g3_fail(err, "out of memory opening video '%s'", v->path);
@@ -105,9 +150,8 @@ static int open_input(vreader *v, g3_error *err) {
     av_dict_free(&opts);
     if (r < 0) {
         uint8_t head[16];
-        ssize_t n = pread(v->fd, head, sizeof head, 0);
         const char *what = "unrecognized data";
-        g3_image_format img = g3_image_sniff(head, n > 0 ? (size_t)n : 0, &what);
+        g3_image_format img = g3_image_sniff(head, input_head(v, head, sizeof head), &what);
         if (img != G3_IMAGE_UNKNOWN)
             return g3_fail(err, "'%s' is a %s image, not a video: attach it as an image", v->path, what);
         char why[AV_ERROR_MAX_STRING_SIZE] = {0};
@@ -431,18 +475,37 @@ static void vreader_close(vreader *v) {
     v->fd = -1;
 }
 
+/* Everything after the input: the stream, its decoder, its duration. */
+static int vreader_start(vreader *v, g3_error *err) {
+    v->pkt = av_packet_alloc();
+    v->frame = av_frame_alloc();
+    v->held = av_frame_alloc();
+    if (!v->pkt || !v->frame || !v->held) return g3_fail(err, "out of memory opening video '%s'", v->path);
+    if (open_input(v, err) || pick_stream(v, err) || open_decoder(v, err) || find_duration(v, err)) return -1;
+    return 0;
+}
+
 static int vreader_open(vreader *v, const char *path, const g3_media_limits *lim, g3_error *err) {
     memset(v, 0, sizeof *v);
     v->fd = -1;
     v->path = path;
     v->max_pixels = lim->max_pixels;
     if (g3_media_check_file(path, lim->max_video_bytes, "video", NULL, err)) return -1;
-    v->pkt = av_packet_alloc();
-    v->frame = av_frame_alloc();
-    v->held = av_frame_alloc();
-    if (!v->pkt || !v->frame || !v->held) return g3_fail(err, "out of memory opening video '%s'", path);
-    if (open_input(v, err) || pick_stream(v, err) || open_decoder(v, err) || find_duration(v, err)) return -1;
-    return 0;
+    return vreader_start(v, err);
+}
+
+static int vreader_open_memory(vreader *v, const void *data, size_t len, const g3_media_limits *lim,
+                               g3_error *err) {
+    memset(v, 0, sizeof *v);
+    v->fd = -1;
+    v->path = "video attachment";
+    v->max_pixels = lim->max_pixels;
+    if (!data || !len) return g3_fail(err, "the video is empty (0 bytes)");
+    if (len > lim->max_video_bytes || len > (size_t)INT64_MAX)
+        return g3_fail(err, "the video is %zu bytes, over the limit of %zu", len, lim->max_video_bytes);
+    v->mem = data;
+    v->mem_len = len;
+    return vreader_start(v, err);
 }
 
 /* FFmpeg logs to stderr by default ("moov atom not found", decoder
@@ -453,26 +516,21 @@ static pthread_once_t g_av_log_once = PTHREAD_ONCE_INIT;
 
 static void silence_av_log(void) { av_log_set_level(AV_LOG_QUIET); }
 
-int g3_video_sample(const char *path, uint32_t n_frames, const g3_media_limits *lim_in, g3_video_frame **frames,
-                    uint32_t *n_out, g3_error *err) {
-    pthread_once(&g_av_log_once, silence_av_log);
-    *frames = NULL;
-    *n_out = 0;
-    if (n_frames < 1 || n_frames > MAX_FRAMES)
-        return g3_fail(err, "video frames: asked for %u, must be 1 to %d", n_frames, MAX_FRAMES);
-    g3_media_limits lim = g3_media_limits_or_default(lim_in);
+/* The sampler proper, on an opened reader (a file's or memory's); closes it. */
+static int sample_opened(vreader *v, uint32_t n_frames, g3_video_frame **frames, uint32_t *n_out, g3_error *err) {
     g3_video_frame *out = calloc(n_frames, sizeof *out);
-    if (!out) return g3_fail(err, "out of memory sampling '%s'", path);
-    vreader v;
     uint32_t n = 0;
-    if (vreader_open(&v, path, &lim, err)) goto fail;
+    if (!out) {
+        g3_fail(err, "out of memory sampling '%s'", v->path);
+        goto fail;
+    }
     for (; n < n_frames; n++) {
-        int64_t target = v.start + av_rescale_rnd(v.duration, n, n_frames, AV_ROUND_UP);
-        int r = frame_at(&v, target, n > 0, err);
+        int64_t target = v->start + av_rescale_rnd(v->duration, n, n_frames, AV_ROUND_UP);
+        int r = frame_at(v, target, n > 0, err);
         if (r < 0) goto fail;
         if (r == 0) {
             if (n == 0) {
-                g3_fail(err, "'%s' has no decodable video frame", path);
+                g3_fail(err, "'%s' has no decodable video frame", v->path);
                 goto fail;
             }
             /* a clean end right after the previous frame: show that one again */
@@ -480,25 +538,58 @@ int g3_video_sample(const char *path, uint32_t n_frames, const g3_media_limits *
             size_t bytes = (size_t)out[n].image.width * out[n].image.height * 3;
             out[n].image.rgb = malloc(bytes);
             if (!out[n].image.rgb) {
-                g3_fail(err, "out of memory sampling '%s'", path);
+                g3_fail(err, "out of memory sampling '%s'", v->path);
                 goto fail;
             }
             memcpy(out[n].image.rgb, out[n - 1].image.rgb, bytes);
             continue;
         }
-        double t = (double)(frame_ts(&v, v.frame) - v.start) * av_q2d(v.tb);
+        double t = (double)(frame_ts(v, v->frame) - v->start) * av_q2d(v->tb);
         out[n].seconds = t > 0 ? t : 0;
-        if (frame_to_image(&v, v.frame, &out[n].image, err)) goto fail;
-        av_frame_unref(v.frame);
+        if (frame_to_image(v, v->frame, &out[n].image, err)) goto fail;
+        av_frame_unref(v->frame);
     }
-    vreader_close(&v);
+    vreader_close(v);
     *frames = out;
     *n_out = n_frames;
     return 0;
 fail:
-    vreader_close(&v);
+    vreader_close(v);
     g3_video_frames_free(out, n_frames);
     return -1;
+}
+
+static int check_count(uint32_t n_frames, g3_video_frame **frames, uint32_t *n_out, g3_error *err) {
+    pthread_once(&g_av_log_once, silence_av_log);
+    *frames = NULL;
+    *n_out = 0;
+    if (n_frames < 1 || n_frames > MAX_FRAMES)
+        return g3_fail(err, "video frames: asked for %u, must be 1 to %d", n_frames, MAX_FRAMES);
+    return 0;
+}
+
+int g3_video_sample(const char *path, uint32_t n_frames, const g3_media_limits *lim_in, g3_video_frame **frames,
+                    uint32_t *n_out, g3_error *err) {
+    if (check_count(n_frames, frames, n_out, err)) return -1;
+    g3_media_limits lim = g3_media_limits_or_default(lim_in);
+    vreader v;
+    if (vreader_open(&v, path, &lim, err)) {
+        vreader_close(&v);
+        return -1;
+    }
+    return sample_opened(&v, n_frames, frames, n_out, err);
+}
+
+int g3_video_sample_memory(const void *data, size_t len, uint32_t n_frames, const g3_media_limits *lim_in,
+                           g3_video_frame **frames, uint32_t *n_out, g3_error *err) {
+    if (check_count(n_frames, frames, n_out, err)) return -1;
+    g3_media_limits lim = g3_media_limits_or_default(lim_in);
+    vreader v;
+    if (vreader_open_memory(&v, data, len, &lim, err)) {
+        vreader_close(&v);
+        return -1;
+    }
+    return sample_opened(&v, n_frames, frames, n_out, err);
 }
 
 void g3_video_frames_free(g3_video_frame *frames, uint32_t n) {

@@ -5,19 +5,20 @@
  * srv_server.inflight: a second one is a 409). The request becomes the
  * stored conversation (g3_store_to_conversation, the answers' token ids
  * reused when this model made them) plus the new user turn: its text, its
- * images as image parts, its documents' text (g3_document_from_memory)
- * before the typed text as the turn's prompt_text. The settings are the
- * conversation's. Then the job pattern of completions.c: the connection's
- * thread waits on the engine and on the client's socket.
+ * images as image parts, its videos (MP4, MOV) as G3_STORE_VIDEO_FRAMES
+ * labelled frame parts sampled from their bytes (g3_video_parts_memory, as
+ * the store's rebuild makes them again), its documents' text
+ * (g3_document_from_memory) before the typed text as the turn's
+ * prompt_text. The settings are the conversation's. Then the job pattern
+ * of completions.c: the connection's thread waits on the engine and on the
+ * client's socket.
  *
  * What is stored, and when: nothing before the generation has ended (on
  * the connection's thread, after the engine's on_done: the store may block,
  * on_done must not). A complete answer, or a partial one when the client
  * left, /stop was asked or the server shuts down (stopped = true,
  * finish_reason "cancelled"), is written with its user turn in one
- * transaction; an engine error stores nothing. Video attachments are
- * refused (415): the engine samples video from a file, and the native API
- * does not yet write uploads to temporary files. */
+ * transaction; an engine error stores nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,8 @@ typedef struct answer {
     g3_store_attachment_in *att;       /* the new files */
     size_t n_att;
     char **att_types;                  /* media types chosen for them (owned) */
+    g3_part *vparts;                   /* the videos' labels and frames (owned; the request's parts borrow them) */
+    size_t n_vparts;
     uint32_t text_pos;
     /* a stream */
     int fd, ping_ms;
@@ -132,6 +135,7 @@ static void answer_free(answer *a) {
     if (a->job) srv_job_release(a->job);
     for (size_t i = 0; a->att_types && i < a->n_att; i++) free(a->att_types[i]);
     free(a->att_types);
+    g3_parts_free(a->vparts, a->n_vparts);
     free(a->att);
     free(a->prompt_text);
     srv_message_request_free(&a->req);
@@ -141,19 +145,75 @@ static void answer_free(answer *a) {
 
 static int oom(srv_error *e) { return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory"); }
 
-/* A file that is a video (the bytes or the declared type). */
-static bool is_video(const srv_upload *u) {
-    if (u->type && !strncasecmp(u->type, "video/", 6)) return true;
-    if (u->size >= 12 && !memcmp(u->data + 4, "ftyp", 4)) return true;          /* MP4, MOV */
-    return u->size >= 4 && !memcmp(u->data, "\x1a\x45\xdf\xa3", 4);             /* WebM, Matroska */
-}
-
 typedef struct file_ref {
     const char *name, *type;
     const uint8_t *data;
     size_t size;
     bool is_new;   /* not an attachment kept from the edited message */
 } file_ref;
+
+/* An ISO media file (MP4, MOV: `ftyp` at offset 4) that is not an image
+ * (HEIC and AVIF use the same box, with their own major brands). */
+static bool is_iso_video(const uint8_t *d, size_t n) {
+    static const char *const k_image_brands[] = {"heic", "heix", "hevc", "hevx", "heim", "heis",
+                                                 "mif1", "msf1", "avif", "avis"};
+    if (n < 12 || memcmp(d + 4, "ftyp", 4) != 0) return false;
+    for (size_t i = 0; i < sizeof k_image_brands / sizeof k_image_brands[0]; i++)
+        if (!memcmp(d + 8, k_image_brands[i], 4)) return false;
+    return true;
+}
+
+/* A file that is a video (the bytes or the declared type). */
+static bool is_video(const srv_upload *u) {
+    if (u->type && !strncasecmp(u->type, "video/", 6)) return true;
+    if (is_iso_video(u->data, u->size)) return true;                             /* MP4, MOV */
+    return u->size >= 4 && !memcmp(u->data, "\x1a\x45\xdf\xa3", 4);             /* WebM, Matroska */
+}
+
+/* A video attachment: its labelled frames appended to a->vparts and, borrowed,
+ * to parts; its media type in *type (static). 415 for a kind of video the
+ * API does not take (WebM...), 400 for no vision encoder, or bytes that are
+ * not an MP4/MOV or do not decode. */
+static int prepare_video(answer *a, g3_engine *eng, const file_ref *f, const char *param, g3_part *parts,
+                         size_t *n_parts, size_t *n_frames, const char **type, srv_error *e) {
+    const uint8_t *d = f->data;
+    const size_t n = f->size;
+    const bool other = (n >= 4 && !memcmp(d, "\x1a\x45\xdf\xa3", 4)) ||                /* WebM, Matroska */
+                       (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "AVI ", 4)) || /* AVI */
+                       (n >= 4 && (!memcmp(d, "OggS", 4) || !memcmp(d, "FLV\x01", 4) ||
+                                   !memcmp(d, "\x00\x00\x01\xba", 4))) ||             /* Ogg, FLV, MPEG-PS */
+                       (n >= 189 && d[0] == 0x47 && d[188] == 0x47);                   /* MPEG-TS */
+    if (other)
+        return srv_fail(e, 415, NULL, "unsupported_media_type", param,
+                        "%s: %.80s is a kind of video the native API does not take (it takes MP4 and MOV)", param,
+                        f->name);
+    if (!g3_engine_has_vision(eng))
+        return srv_bad_field(e, "no_vision", param, "%.80s is a video, but this server has no vision encoder (start "
+                             "it with --mmproj)", f->name);
+    if (!is_iso_video(d, n))
+        return srv_bad_field(e, "invalid_file", param, "%.80s is declared a video but is not an MP4 or MOV file (no "
+                             "'ftyp' box)", f->name);
+    g3_part *vp;
+    size_t n_vp;
+    g3_error ge;
+    if (g3_video_parts_memory(f->name, f->data, f->size, G3_STORE_VIDEO_FRAMES, &vp, &n_vp, &ge))
+        return srv_bad_field(e, "invalid_file", param, "%.80s is not a video this server can decode (MP4, MOV): %s",
+                             f->name, ge.msg);
+    g3_part *grown = realloc(a->vparts, (a->n_vparts + n_vp) * sizeof *grown);
+    if (!grown) {
+        g3_parts_free(vp, n_vp);
+        return oom(e);
+    }
+    a->vparts = grown;
+    memcpy(a->vparts + a->n_vparts, vp, n_vp * sizeof *vp); /* moved: the bytes and strings now belong to a->vparts */
+    memcpy(parts + *n_parts, vp, n_vp * sizeof *vp);
+    free(vp);
+    a->n_vparts += n_vp;
+    *n_parts += n_vp;
+    *n_frames = n_vp / 2;
+    *type = f->size >= 12 && !memcmp(f->data + 8, "qt  ", 4) ? "video/quicktime" : "video/mp4";
+    return 0;
+}
 
 /* Tokens of text (for the context checks). */
 static int count_tokens(g3_engine *eng, const char *text, size_t *n, srv_error *e) {
@@ -176,9 +236,12 @@ static bool append_text(char **buf, size_t *len, const char *s, size_t n) {
     return true;
 }
 
-/* Turns the files into image parts and document text: checks each (415,
- * 413, 400 naming attachments[i]), fills parts (images, data borrowed), the
- * prompt text and the store's attachment list. */
+/* Turns the files into image parts, video frame parts and document text:
+ * checks each (415, 413, 400 naming attachments[i]), fills parts (images,
+ * data borrowed; videos, borrowed from a->vparts; room for
+ * 2 * G3_STORE_VIDEO_FRAMES parts a file), the prompt text and the store's
+ * attachment list. A video's frames count against max_images one each, as
+ * the terminal's /video counts them. */
 static int prepare_files(answer *a, g3_engine *eng, const file_ref *files, size_t n_files, uint32_t max_images,
                          g3_part *parts, size_t *n_parts, srv_error *e) {
     size_t new_index = 0, n_images = 0, docs_len = 0;
@@ -194,6 +257,7 @@ static int prepare_files(answer *a, g3_engine *eng, const file_ref *files, size_
         const char *fmt = srv_image_format(f->data, f->size);
         const char *type = NULL;
         char *owned_type = NULL;
+        const srv_upload u = {.type = (char *)f->type, .data = (uint8_t *)f->data, .size = f->size};
         if (fmt) {
             if (!g3_engine_has_vision(eng)) {
                 free(docs);
@@ -208,13 +272,18 @@ static int prepare_files(answer *a, g3_engine *eng, const file_ref *files, size_
                 free(docs);
                 return oom(e);
             }
-        } else {
-            srv_upload u = {.type = (char *)f->type, .data = (uint8_t *)f->data, .size = f->size};
-            if (is_video(&u)) {
+        } else if (is_video(&u)) {
+            size_t n_frames = 0;
+            if (prepare_video(a, eng, f, param, parts, n_parts, &n_frames, &type, e)) {
                 free(docs);
-                return srv_fail(e, 415, NULL, "unsupported_media_type", param,
-                                "%s: %.80s is a video; the native API does not take videos yet", param, f->name);
+                return -1;
             }
+            n_images += n_frames;
+            if (!(owned_type = strdup(type))) {
+                free(docs);
+                return oom(e);
+            }
+        } else {
             g3_document doc;
             g3_error ge;
             int rc = g3_document_from_memory(f->name, f->type, f->data, f->size, NULL, &doc, &ge);
@@ -263,8 +332,9 @@ static int prepare_files(answer *a, g3_engine *eng, const file_ref *files, size_
     }
     if (n_images > max_images) {
         free(docs);
-        return srv_bad_field(e, "too_many_images", "attachments", "%zu images; this conversation allows at most %u "
-                             "per message (settings.max_images)", n_images, max_images);
+        return srv_bad_field(e, "too_many_images", "attachments", "%zu images (a video's %u frames count one "
+                             "each); this conversation allows at most %u per message (settings.max_images)", n_images,
+                             G3_STORE_VIDEO_FRAMES, max_images);
     }
     if (docs) {
         const char *typed = a->req.content ? a->req.content : "";
@@ -635,7 +705,7 @@ int srv_native_answer(srv_exchange *x, const char *body, size_t len) {
     size_t n_kept = a->kind == SRV_MSG_EDIT && a->req.keep_attachments && last_user ? last_user->n_attachments : 0;
     g3_store_attachment *kept = n_kept ? calloc(n_kept, sizeof *kept) : NULL;
     file_ref *files = calloc(n_kept + a->req.n_files + 1, sizeof *files);
-    g3_part *parts = calloc(n_kept + a->req.n_files + 1, sizeof *parts);
+    g3_part *parts = calloc((n_kept + a->req.n_files) * 2 * G3_STORE_VIDEO_FRAMES + 1, sizeof *parts);
     size_t n_parts = 0;
     rc = (n_kept && !kept) || !files || !parts ? oom(&e) : 0;
     if (!rc && n_kept && load_kept(s->cfg.store, last_user, kept, &e)) {
@@ -681,7 +751,7 @@ int srv_native_answer(srv_exchange *x, const char *body, size_t len) {
                                    "context holds %u per conversation", n_tok + 8, a->n_ctx);
         }
         if (!rc && n_parts) {
-            /* Text first, then the images (text_pos 0), as the stored turn is rebuilt. */
+            /* Text first, then the images and videos (text_pos 0), as the stored turn is rebuilt. */
             memmove(parts + 1, parts, n_parts * sizeof *parts);
             parts[0] = (g3_part){.type = G3_PART_TEXT, .text = (char *)text};
             bool has_text = text[0] != 0;

@@ -430,7 +430,8 @@ static int info(srv_exchange *x) {
               cJSON_AddBoolToObject(o, "loading", e == NULL) &&
               cJSON_AddNumberToObject(o, "n_ctx", e ? g3_engine_n_ctx(e) : 0) &&
               cJSON_AddBoolToObject(o, "vision", e && g3_engine_has_vision(e)) &&
-              cJSON_AddBoolToObject(o, "video", false) &&
+              /* MP4 and MOV attachments: their frames need the vision encoder too */
+              cJSON_AddBoolToObject(o, "video", e && g3_engine_has_vision(e)) &&
               cJSON_AddNumberToObject(o, "max_body", (double)s->cfg.max_body) &&
               (s->cfg.store ? cJSON_AddStringToObject(o, "store", g3_store_path(s->cfg.store)) != NULL
                             : cJSON_AddNullToObject(o, "store") != NULL);

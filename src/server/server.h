@@ -37,7 +37,6 @@ typedef struct srv_config {
     const char *model_id;      /* the served model's id in the API (e.g. its file's base name) */
     bool verbose;              /* a line on stderr per request */
     struct g3_store *store;    /* the conversation store of the native API (/api/...); NULL: --no-db (404) */
-    bool has_video;            /* video attachments are decoded (never yet: refused with 415) */
 } srv_config;
 
 #define SRV_DEFAULT_MAX_BODY (20u << 20)
