@@ -25,6 +25,7 @@
 #include "base/base64.h"
 #include "gemma3_store.h"
 #include "http_client.h"
+#include "pdf_fixture.h"
 #include "server/multipart.h"
 #include "server/native_request.h"
 #include "video_clip.h"
@@ -620,6 +621,50 @@ static void test_multipart_image_document(void **state) {
     assert_string_equal(before, after);
     free(before);
     free(after);
+
+    /* A PDF in a JSON body (base64): two pages of text and an empty third;
+     * the model gets each page under its header, the empty one left out. */
+    const char *const pages[] = {"Alpha on page one", "Beta on page two", ""};
+    fixture_buf pdf = fixture_pdf(pages, 3);
+    char *b64 = g3_base64_encode((const uint8_t *)pdf.p, pdf.len);
+    assert_non_null(b64);
+    const char *fmt = "{\"content\":\"Read it.\",\"attachments\":[{\"name\":\"three.pdf\","
+                      "\"type\":\"application/pdf\",\"data\":\"%s\"}]}";
+    char *body = malloc(strlen(fmt) + strlen(b64));
+    assert_non_null(body);
+    sprintf(body, fmt, b64);
+    snprintf(path, sizeof path, "/api/conversations/%lld/messages", (long long)id);
+    r = http(s.port, "POST", path, "application/json", body, strlen(body));
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    free(body);
+    free(b64);
+    free(pdf.p);
+    assert_int_equal(g3_store_open(db, &so, &st, &err), 0);
+    assert_int_equal(g3_store_get(st, id, &c, &err), 0);
+    assert_int_equal(c.n_turns, 4);
+    const g3_store_turn *asked = &c.turns[2];
+    assert_string_equal(asked->text, "Read it.");
+    assert_int_equal(asked->n_attachments, 1);
+    assert_string_equal(asked->attachments[0].media_type, "application/pdf");
+    assert_non_null(asked->prompt_text);
+    assert_non_null(strstr(asked->prompt_text, "Page 1:\nAlpha on page one"));
+    assert_non_null(strstr(asked->prompt_text, "Page 2:\nBeta on page two"));
+    assert_null(strstr(asked->prompt_text, "Page 3:"));
+    g3_store_conv_free(&c);
+    g3_store_close(st);
+
+    /* DELETE takes the attachments with the conversation. */
+    snprintf(path, sizeof path, "/api/conversations/%lld", (long long)id);
+    r = http(s.port, "DELETE", path, NULL, NULL, 0);
+    assert_int_equal(r.status, 204);
+    resp_free(&r);
+    const int64_t gone[] = {img_id, txt_id};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/api/attachments/%lld", (long long)gone[i]);
+        r = get(s.port, path);
+        expect_error(&r, 404, NULL);
+    }
     assert_int_equal(hc_stop_server(&s, 20), 0);
 }
 
