@@ -60,3 +60,13 @@ char *srv_error_json(const srv_error *e) {
     cJSON_Delete(root);
     return s;
 }
+
+const char *srv_json_type_name(const cJSON *v) {
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    return "an invalid value";
+}

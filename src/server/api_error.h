@@ -35,4 +35,7 @@ cJSON *srv_error_object(const srv_error *e);
 /* {"error": {...}} as malloc'd text; NULL when out of memory. */
 char *srv_error_json(const srv_error *e);
 
+/* "a string", "an array", ...: what a JSON value is, for "expected X, got Y". */
+const char *srv_json_type_name(const cJSON *v);
+
 #endif

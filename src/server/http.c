@@ -72,15 +72,23 @@ static int queue(srv_exchange *x, int status, struct MHD_Response *r) {
     return 0;
 }
 
-int srv_reply(srv_exchange *x, int status, const char *content_type, char *body, size_t len, const char *allow) {
+/* A response owning body (malloc'd, or NULL for none), with its type; NULL
+ * (body freed) when out of memory. */
+static struct MHD_Response *new_response(const char *content_type, char *body, size_t len) {
     struct MHD_Response *r =
         body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
              : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(body);
-        return -1;
+        return NULL;
     }
     if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    return r;
+}
+
+int srv_reply(srv_exchange *x, int status, const char *content_type, char *body, size_t len, const char *allow) {
+    struct MHD_Response *r = new_response(content_type, body, len);
+    if (!r) return -1;
     if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (status == 429 || status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
@@ -94,14 +102,8 @@ int srv_reply(srv_exchange *x, int status, const char *content_type, char *body,
 
 int srv_reply_with(srv_exchange *x, int status, const char *content_type, char *body, size_t len,
                    const char *const *headers) {
-    struct MHD_Response *r =
-        body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
-             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        free(body);
-        return -1;
-    }
-    if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    struct MHD_Response *r = new_response(content_type, body, len);
+    if (!r) return -1;
     for (const char *const *h = headers; h && h[0] && h[1]; h += 2) MHD_add_response_header(r, h[0], h[1]);
     return queue(x, status, r);
 }

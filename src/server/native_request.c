@@ -32,18 +32,8 @@ bool srv_is_utf8(const char *s, size_t len) {
     return true;
 }
 
-static const char *type_name(const cJSON *v) {
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
-}
-
 static int wrong_type(const cJSON *v, const char *param, const char *expected, srv_error *e) {
-    return srv_bad_field(e, "invalid_type", param, "expected %s, got %s", expected, type_name(v));
+    return srv_bad_field(e, "invalid_type", param, "expected %s, got %s", expected, srv_json_type_name(v));
 }
 
 /* The body as a JSON object (depth checked, nothing after it). */
@@ -65,7 +55,7 @@ static cJSON *parse_object(const char *body, size_t len, srv_error *e) {
     }
     if (!cJSON_IsObject(root)) {
         srv_fail(e, 400, NULL, "invalid_type", NULL, "the request body must be a JSON object, got %s",
-                 type_name(root));
+                 srv_json_type_name(root));
         cJSON_Delete(root);
         return NULL;
     }

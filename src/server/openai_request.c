@@ -123,19 +123,9 @@ static draft_turn *draft_turn_for(draft *d, g3_role role, size_t msg, bool *merg
 
 /* ---- field checks -------------------------------------------------------- */
 
-static const char *json_type_name(const cJSON *v) {
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
-}
-
 static int want_type(const cJSON *v, bool ok, const char *param, const char *expected, srv_error *e) {
     if (ok) return 0;
-    return srv_bad_field(e, "invalid_type", param, "expected %s, got %s", expected, json_type_name(v));
+    return srv_bad_field(e, "invalid_type", param, "expected %s, got %s", expected, srv_json_type_name(v));
 }
 
 static int get_number(const cJSON *v, const char *param, double lo, double hi, bool lo_open, double *out,
@@ -566,7 +556,7 @@ int srv_chat_request_parse(const char *body, size_t len, const srv_request_limit
     numbers num = {.max_tokens = -1, .top_p = -1};
     if (!cJSON_IsObject(root)) {
         rc = srv_fail(e, 400, NULL, "invalid_type", NULL, "the request body must be a JSON object, got %s",
-                      json_type_name(root));
+                      srv_json_type_name(root));
     } else if (!cJSON_GetObjectItemCaseSensitive(root, "messages")) {
         rc = srv_bad_field(e, "missing_required_parameter", "messages", "required");
     } else {
