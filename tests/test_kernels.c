@@ -144,7 +144,8 @@ static void test_quantize_is_bit_identical(void **state) {
             paths[p]->quantize_blocks(x, 5, K / 32, &o);
             if (memcmp(ref.q1, got.q1, K) || memcmp(ref.q2, got.q2, K) || memcmp(ref.q1u, got.q1u, K) ||
                 memcmp(ref.q2u, got.q2u, K) || memcmp(ref.d, got.d, 4 * (K / 32)) ||
-                memcmp(ref.dsum, got.dsum, 4 * (K / 32)) || memcmp(ref.s16, got.s16, 4 * (K / 16)))
+                memcmp(ref.dsum, got.dsum, 4 * (K / 32)) || memcmp(ref.s16, got.s16, 4 * (K / 16)) ||
+                memcmp(ref.dsum8, got.dsum8, 4 * (K / 32)) || memcmp(ref.s8_16, got.s8_16, 4 * (K / 16)))
                 fail_msg("%s quantizer differs from the reference (rep %d)", g3_cpu_path_name(paths[p]->path), rep);
         }
     }
@@ -154,6 +155,19 @@ static void test_quantize_is_bit_identical(void **state) {
         const float v = d * (float)(128 * ref.q1[k] + ref.q2[k]);
         assert_true(fabsf(v - x[k]) <= 0.5f * d * 1.0001f + 1e-30f);
         assert_true(ref.q2[k] >= -64 && ref.q2[k] <= 64);
+    }
+    /* q1 alone is an 8-bit rounding with the scale 128 d; dsum8 and s8_16 are its sums */
+    for (uint32_t b = 0; b < K / 32; b++) {
+        const float d8 = 128.0f * ref.d[b];
+        int32_t sum[2] = {0, 0};
+        for (uint32_t j = 0; j < 32; j++) {
+            const uint32_t k = 32 * b + j;
+            assert_true(fabsf(d8 * (float)ref.q1[k] - x[k]) <= 0.5f * d8 * 1.0001f + 1e-30f);
+            sum[j / 16] += ref.q1[k];
+        }
+        assert_int_equal(ref.s8_16[2 * b], sum[0]);
+        assert_int_equal(ref.s8_16[2 * b + 1], sum[1]);
+        assert_float_equal(ref.dsum8[b], d8 * (float)(sum[0] + sum[1]), 1e-6f * fabsf(ref.dsum8[b]) + 1e-30f);
     }
     g3_qa_free(&ref);
     g3_qa_free(&got);
@@ -205,6 +219,65 @@ static void test_qgemv_all_types(void **state) {
             g3_qa_free(&qa);
             free(x);
             free(xq);
+            free(w);
+        }
+    }
+}
+
+/* The 8-bit decode kernels (q1 alone): the reference against a double sum
+ * with the 8-bit activation, each path against the reference, for 1 to
+ * G3_DOT_ROWS rows (the 4-stream and the single-row code) and ragged block
+ * counts (17 and 33 blocks: a short last group of scales). */
+static void test_qdot_rows8_all_types(void **state) {
+    const g3_kernels *paths[2];
+    size_t np = simd_paths(paths);
+    const uint32_t sizes[] = {32, 544, 640, 1056, 1152, 256, 768, 2304, 2560};
+    const uint32_t n_rows = G3_DOT_ROWS;
+    for (size_t ti = 0; ti < N_QTYPES; ti++) {
+        const uint32_t type = k_qtypes[ti];
+        const uint32_t bs = g3_type_info_get(type)->block_size;
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const uint32_t K = sizes[si];
+            if (K % bs) continue;
+            size_t rb;
+            uint8_t *w = make_qrows(type, n_rows, K, &rb);
+            float *x = malloc(sizeof(float) * K), *x8 = malloc(sizeof(float) * K), *wf = malloc(sizeof(float) * K);
+            fill_acts(x, K);
+            g3_qa qa;
+            assert_int_equal(g3_qa_alloc(&qa, 1, K), 0);
+            quantize_rows_ref(&qa, x, 1, K);
+            const g3_qa_row a = g3_qa_get_row(&qa, 0);
+            for (uint32_t k = 0; k < K; k++) x8[k] = 128.0f * a.d[k / 32] * (float)a.q1[k];
+            const uint8_t *rows[G3_DOT_ROWS];
+            float want[G3_DOT_ROWS];
+            for (uint32_t r = 0; r < n_rows; r++) {
+                rows[r] = w + r * rb;
+                want[r] = g3_qa_dot8_ref(type, rows[r], &a, K);
+                g3_type_ops_get(type)->to_float(rows[r], wf, K);
+                double exact = 0;
+                for (uint32_t k = 0; k < K; k++) exact += (double)wf[k] * x8[k];
+                check_close("8-bit reference vs double", want[r], (float)exact, abs_dot(type, rows[r], x8, K));
+            }
+            float got[G3_DOT_ROWS];
+            g3_kernels_scalar.qdot_rows8[type](rows, n_rows, K, &a, got);
+            for (uint32_t r = 0; r < n_rows; r++) assert_float_equal(got[r], want[r], 0.0f);
+            for (size_t p = 0; p < np; p++) {
+                if (!paths[p]->qdot_rows8[type]) continue; /* this path decodes with 15 bits */
+                for (uint32_t n = 1; n <= n_rows; n++) {
+                    memset(got, 0, sizeof got);
+                    paths[p]->qdot_rows8[type](rows, n, K, &a, got);
+                    for (uint32_t r = 0; r < n; r++) {
+                        char what[96];
+                        snprintf(what, sizeof what, "%s qdot_rows8 %s K=%u rows %u row %u",
+                                 g3_cpu_path_name(paths[p]->path), g3_type_info_get(type)->name, K, n, r);
+                        check_close(what, got[r], want[r], abs_dot(type, rows[r], x8, K));
+                    }
+                }
+            }
+            g3_qa_free(&qa);
+            free(x);
+            free(x8);
+            free(wf);
             free(w);
         }
     }
@@ -683,6 +756,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize_is_bit_identical),
         cmocka_unit_test(test_qgemv_all_types),
+        cmocka_unit_test(test_qdot_rows8_all_types),
         cmocka_unit_test(test_qgemm_tiles),
         cmocka_unit_test(test_float_kernels),
         cmocka_unit_test(test_vector_ops),

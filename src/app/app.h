@@ -33,6 +33,18 @@ int app_parse_kv_type(const char *cmd, const char *flag, const char *text, g3_kv
 /* --device: cuda, cpu or auto (the default: cuda when this binary has the
  * CUDA backend and a GPU is present). */
 int app_parse_device(const char *cmd, const char *flag, const char *text, g3_device *out);
+/* --activations: how the input of quantized weights is rounded. exact: f32
+ * products (eval's default); int15: 15-bit integers throughout; int8: 15-bit
+ * prefill, 8-bit decode (g3_context_params.int8_decode). */
+typedef enum { APP_ACT_EXACT, APP_ACT_INT15, APP_ACT_INT8 } app_activations;
+/* allow_exact false: exact is refused (commands that serve chat). */
+int app_parse_activations(const char *cmd, const char *flag, const char *text, bool allow_exact,
+                          app_activations *out);
+void app_apply_activations(app_activations a, g3_context_params *cp);
+/* What run, chat, serve and bench use: see README "Activations". */
+#define APP_DEFAULT_ACTIVATIONS APP_ACT_INT15
+#define APP_DEFAULT_ACTIVATIONS_NAME "int15"
+const char *app_activations_name(app_activations a);
 #define APP_DEVICE_HELP \
     "  --device D              cuda or cpu (default: cuda when this binary has the CUDA\n" \
     "                          backend and a GPU is present, else cpu)\n"

@@ -37,6 +37,7 @@ typedef struct bench_opts {
     bool json;
     g3_device device;
     uint32_t parallel; /* sequences decoded together in the tg test */
+    app_activations activations;
 } bench_opts;
 
 static void usage(FILE *out) {
@@ -49,6 +50,7 @@ static void usage(FILE *out) {
             "  -r N     repetitions after one warm-up run (default 3)\n"
             "  -c N     context size, for the memory line (default 4096, at least p and n)\n"
             "  --kv-type T  KV cache type: f16 (default), bf16, q8_0, f32\n"
+            "  --activations A  exact, int15 or int8 (as chat; default " APP_DEFAULT_ACTIVATIONS_NAME ")\n"
             "  --parallel N decode N sequences together in the tg test (one batched forward\n"
             "           pass per step; the figure is all sequences' tokens per second)\n"
             "  --device D   cuda or cpu (default: cuda when this binary has the CUDA backend and a\n"
@@ -82,6 +84,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         else if (strcmp(a, "-r") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1000, &o->reps)) return -1; }
         else if (strcmp(a, "-c") == 0 || strcmp(a, "--ctx-size") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1u << 24, &o->n_ctx)) return -1; }
         else if (strcmp(a, "--kv-type") == 0) { if (app_parse_kv_type(k_cmd, a, v, &o->kv_type)) return -1; }
+        else if (strcmp(a, "--activations") == 0) { if (app_parse_activations(k_cmd, a, v, true, &o->activations)) return -1; }
         else if (strcmp(a, "--device") == 0) { if (app_parse_device(k_cmd, a, v, &o->device)) return -1; }
         else if (strcmp(a, "--parallel") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 256, &o->parallel)) return -1; }
         else {
@@ -354,8 +357,8 @@ static void print_json(const bench_opts *o, const char *name, const g3_model_sta
            g3_kv_type_name(o->kv_type));
     printf("\"pp\": {\"n\": %u, \"tok_s\": %.3f}, ", o->n_prompt, r->pp_done ? r->pp.mean : 0.0);
     printf("\"tg\": {\"n\": %u, \"tok_s\": %.3f}, ", o->n_gen, r->tg_done ? r->tg.mean : 0.0);
-    printf("\"device\": \"%s\", \"parallel\": %u, \"gpu_mem_used_bytes\": %llu, \"kv_bytes\": %llu, ",
-           r->gpu ? "cuda" : "cpu", o->parallel, (unsigned long long)(r->gpu ? r->gpu_info.used_bytes : 0),
+    printf("\"device\": \"%s\", \"activations\": \"%s\", \"parallel\": %u, \"gpu_mem_used_bytes\": %llu, \"kv_bytes\": %llu, ",
+           r->gpu ? "cuda" : "cpu", app_activations_name(o->activations), o->parallel, (unsigned long long)(r->gpu ? r->gpu_info.used_bytes : 0),
            (unsigned long long)r->kv_bytes);
     printf("\"bandwidth_gbs\": %.3f, \"bytes_per_token\": %llu, \"roofline_fraction\": %.4f}\n",
            r->bandwidth / 1e9, (unsigned long long)r->bytes_per_token,
@@ -364,7 +367,7 @@ static void print_json(const bench_opts *o, const char *name, const g3_model_sta
 
 int cmd_bench(int argc, char **argv) {
     bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 3, .n_ctx = 4096, .kv_type = APP_DEFAULT_KV_TYPE,
-                    .parallel = 1};
+                    .activations = APP_DEFAULT_ACTIVATIONS, .parallel = 1};
     if (parse_args(argc, argv, &o)) return 2;
     g3_system_info si;
     g3_error err;
@@ -405,6 +408,7 @@ int cmd_bench(int argc, char **argv) {
     model_name(c, name, sizeof name);
     g3_context_params cp = {.n_ctx = o.n_ctx, .n_threads = o.n_threads, .kv_type = o.kv_type,
                             .device = o.device, .n_seq = o.parallel};
+    app_apply_activations(o.activations, &cp);
     results r = {0};
     g3_context *ctx = NULL;
     int rc = 1;

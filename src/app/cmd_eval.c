@@ -26,7 +26,7 @@ typedef struct eval_opts {
     const char *mmproj, *images[MAX_IMAGES];
     uint32_t n_images;
     bool golden_wrap;
-    bool fast_activations; /* --activations int15 */
+    app_activations activations; /* --activations (default exact) */
     uint32_t chunk, generate, n_ctx, n_threads;
     g3_kv_type kv_type;
     g3_device device;
@@ -56,8 +56,8 @@ static void usage(FILE *out) {
             "  --device D    cuda or cpu (default: cuda when this binary has the CUDA backend and\n"
             "                a GPU is present); with cuda, exact activations are f32 products and\n"
             "                int15 means TF32 tensor-core products for prefill\n"
-            "  --activations A  exact (default here: every product in f32) or int15 (the\n"
-            "                15-bit activations chat, run and serve use on AVX2/AVX-512)\n"
+            "  --activations A  exact (default here: every product in f32), int15 (15-bit\n"
+            "                activations) or int8 (15-bit prefill, 8-bit decode on AVX-512)\n"
             "  --mmproj F --image P [--image P2 ...] [--image-wrap official|golden]\n"
             "                images (at most %d) where the prompt file says " MEDIA_MARKER ", in order\n",
             MAX_IMAGES);
@@ -147,11 +147,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
             o->images[o->n_images++] = v;
         }
         else if (strcmp(a, "--activations") == 0) {
-            if (strcmp(v, "exact") && strcmp(v, "int15")) {
-                app_error(k_cmd, "--activations must be exact or int15, got '%s'", v);
-                return -1;
-            }
-            o->fast_activations = !strcmp(v, "int15");
+            if (app_parse_activations(k_cmd, a, v, true, &o->activations)) return -1;
         }
         else if (strcmp(a, "--image-wrap") == 0) {
             if (strcmp(v, "golden") && strcmp(v, "official")) {
@@ -387,8 +383,8 @@ static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t
                   o->n_ctx ? "-c" : "the model's trained length", o->n_ctx ? " or raise -c" : "");
         return -1;
     }
-    g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads, .kv_type = o->kv_type,
-                            .exact_activations = !o->fast_activations, .device = o->device};
+    g3_context_params cp = {.n_ctx = n_ctx, .n_threads = o->n_threads, .kv_type = o->kv_type, .device = o->device};
+    app_apply_activations(o->activations, &cp);
     g3_context *ctx;
     if (g3_context_new(model, &cp, &ctx, &err)) { app_error(k_cmd, "%s", err.msg); return -1; }
     if (g3_context_device(ctx) == G3_DEVICE_CUDA) fprintf(stderr, "eval: on the CUDA device\n");

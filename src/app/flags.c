@@ -71,3 +71,24 @@ const char *app_flag_value(const char *cmd, int argc, char **argv, int *i) {
     }
     return argv[++*i];
 }
+
+int app_parse_activations(const char *cmd, const char *flag, const char *text, bool allow_exact,
+                          app_activations *out) {
+    if (allow_exact && strcmp(text, "exact") == 0) *out = APP_ACT_EXACT;
+    else if (strcmp(text, "int15") == 0) *out = APP_ACT_INT15;
+    else if (strcmp(text, "int8") == 0) *out = APP_ACT_INT8;
+    else {
+        app_error(cmd, "%s must be %sint15 or int8, got '%s'", flag, allow_exact ? "exact, " : "", text);
+        return -1;
+    }
+    return 0;
+}
+
+void app_apply_activations(app_activations a, g3_context_params *cp) {
+    cp->exact_activations = a == APP_ACT_EXACT;
+    cp->int8_decode = a == APP_ACT_INT8;
+}
+
+const char *app_activations_name(app_activations a) {
+    return a == APP_ACT_EXACT ? "exact" : a == APP_ACT_INT8 ? "int8" : "int15";
+}

@@ -66,6 +66,10 @@ typedef struct g3_kernels {
     void (*quantize_blocks)(const float *x, uint32_t b0, uint32_t b1, const g3_qa_row_out *out);
     g3_qgemv_fn qgemv[G3_TYPE_COUNT];
     g3_qdot_rows_fn qdot_rows[G3_TYPE_COUNT];
+    /* The same with 8-bit activations (q1 alone; quant_act.h): the fast
+     * decode path (g3_mm.int8_decode). NULL: none on this path, the 15-bit
+     * kernels are used. */
+    g3_qdot_rows_fn qdot_rows8[G3_TYPE_COUNT];
     /* Bytes of a packed tile of G3_TILE_ROWS rows, and of the packer's scratch. */
     size_t (*qtile_bytes)(uint32_t type, uint32_t K);
     size_t (*qtile_tmp_bytes)(uint32_t K);

@@ -91,6 +91,8 @@ static void quantize_blocks(const float *x, uint32_t b0, uint32_t b1, const g3_q
             q2[i] = _mm256_sub_epi32(Q[i], _mm256_slli_epi32(q1[i], 7));
         }
         const int32_t s0 = hsum256_epi32(_mm256_add_epi32(Q[0], Q[1])), s1 = hsum256_epi32(_mm256_add_epi32(Q[2], Q[3]));
+        const int32_t t0 = hsum256_epi32(_mm256_add_epi32(q1[0], q1[1]));
+        const int32_t t1 = hsum256_epi32(_mm256_add_epi32(q1[2], q1[3]));
         const __m256i p1 = pack_i8(q1), p2 = pack_i8(q2);
         _mm256_storeu_si256((__m256i *)(o->q1 + 32 * b), p1);
         _mm256_storeu_si256((__m256i *)(o->q2 + 32 * b), p2);
@@ -100,6 +102,9 @@ static void quantize_blocks(const float *x, uint32_t b0, uint32_t b1, const g3_q
         o->dsum[b] = o->d[b] * (float)(s0 + s1);
         o->s16[2 * b] = s0;
         o->s16[2 * b + 1] = s1;
+        o->dsum8[b] = d * (float)(t0 + t1);
+        o->s8_16[2 * b] = t0;
+        o->s8_16[2 * b + 1] = t1;
     }
 }
 

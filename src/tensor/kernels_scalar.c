@@ -38,6 +38,10 @@ static void fgemv_ref(uint32_t type, const uint8_t *w, size_t row_bytes, uint32_
     static void fdot_rows_##name(const uint8_t *const *rows, uint32_t n, uint32_t K, const float *x,      \
                                  float *out) {                                                           \
         for (uint32_t r = 0; r < n; r++) out[r] = g3_type_ops_get(T)->dot_f32(rows[r], x, K);            \
+    }                                                                                                    \
+    static void qdot_rows8_##name(const uint8_t *const *rows, uint32_t n, uint32_t K, const g3_qa_row *a, \
+                                  float *out) {                                                          \
+        for (uint32_t r = 0; r < n; r++) out[r] = g3_qa_dot8_ref(T, rows[r], a, K);                      \
     }
 REF_WRAPPERS(G3_TYPE_Q8_0, q8_0)
 REF_WRAPPERS(G3_TYPE_Q4_0, q4_0)
@@ -155,6 +159,11 @@ const g3_kernels g3_kernels_scalar = {
                   [G3_TYPE_Q4_1] = qdot_rows_q4_1, [G3_TYPE_Q5_1] = qdot_rows_q5_1,
                   [G3_TYPE_IQ4_NL] = qdot_rows_iq4_nl,
                   [G3_TYPE_Q4_K] = qdot_rows_q4_k, [G3_TYPE_Q5_K] = qdot_rows_q5_k, [G3_TYPE_Q6_K] = qdot_rows_q6_k},
+    .qdot_rows8 = {[G3_TYPE_Q8_0] = qdot_rows8_q8_0, [G3_TYPE_Q4_0] = qdot_rows8_q4_0,
+                   [G3_TYPE_Q5_0] = qdot_rows8_q5_0, [G3_TYPE_Q4_1] = qdot_rows8_q4_1,
+                   [G3_TYPE_Q5_1] = qdot_rows8_q5_1, [G3_TYPE_IQ4_NL] = qdot_rows8_iq4_nl,
+                   [G3_TYPE_Q4_K] = qdot_rows8_q4_k, [G3_TYPE_Q5_K] = qdot_rows8_q5_k,
+                   [G3_TYPE_Q6_K] = qdot_rows8_q6_k},
     .fdot_rows = {[G3_TYPE_F32] = fdot_rows_f32, [G3_TYPE_F16] = fdot_rows_f16, [G3_TYPE_BF16] = fdot_rows_bf16,
                   [G3_TYPE_Q8_0] = fdot_rows_q8_0, [G3_TYPE_Q4_0] = fdot_rows_q4_0, [G3_TYPE_Q5_0] = fdot_rows_q5_0,
                   [G3_TYPE_Q4_1] = fdot_rows_q4_1, [G3_TYPE_Q5_1] = fdot_rows_q5_1,

@@ -94,6 +94,12 @@ static mm_kind kind_of(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w) 
     return KIND_REF;
 }
 
+/* The decode kernel of a quantized type: 8-bit activations when asked for
+ * and the path has them, else 15-bit. */
+static g3_qdot_rows_fn qdot_kernel(const g3_mm *mm, const g3_kernels *kk, uint32_t type) {
+    return mm->int8_decode && kk->qdot_rows8[type] ? kk->qdot_rows8[type] : kk->qdot_rows[type];
+}
+
 static bool use_tiles(const g3_mm *mm, mm_kind kind, uint32_t T) {
     return T >= G3_MM_GEMM_MIN_T && mm->k->panel_rows && kind != KIND_REF;
 }
@@ -137,7 +143,7 @@ static void run_rows(const g3_mm *mm, uint32_t ith, const g3_mm_in *in, const g3
             float o[G3_DOT_ROWS];
             if (kind == KIND_Q8) {
                 const g3_qa_row a = g3_qa_get_row(in->q, t);
-                kk->qdot_rows[w->type](ptr, m, in->K, &a, o);
+                qdot_kernel(mm, kk, w->type)(ptr, m, in->K, &a, o);
             } else {
                 kk->fdot_rows[w->type](ptr, m, in->K, in->x + t * in->ldx, o);
             }
@@ -221,7 +227,7 @@ static void run_steps(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w, c
             float o[G3_DOT_ROWS];
             if (kind == KIND_Q8) {
                 const g3_qa_row a = g3_qa_get_row(in->q, t);
-                kk->qdot_rows[w->type](ptr, m, in->K, &a, o);
+                qdot_kernel(mm, kk, w->type)(ptr, m, in->K, &a, o);
             } else {
                 kk->fdot_rows[w->type](ptr, m, in->K, in->x + t * in->ldx, o);
             }

@@ -20,7 +20,7 @@ static inline float load_f16(const uint8_t *p) { return g3_f16_to_f32((uint16_t)
 
 uint64_t g3_qa_bytes(uint32_t cap_rows, uint32_t cap_K) {
     const uint64_t n = (uint64_t)cap_rows * cap_K;
-    return 4 * n + 2 * 4 * (n / 32) + 4 * (n / 16) + 7 * 64;
+    return 4 * n + 3 * 4 * (n / 32) + 2 * 4 * (n / 16) + 9 * 64;
 }
 
 /* 64-byte aligned: the kernels load whole vectors. */
@@ -44,7 +44,9 @@ int g3_qa_alloc(g3_qa *qa, uint32_t cap_rows, uint32_t cap_K) {
     qa->d = alloc64(4 * (n / 32));
     qa->dsum = alloc64(4 * (n / 32));
     qa->s16 = alloc64(4 * (n / 16));
-    if (!qa->q1 || !qa->q2 || !qa->q1u || !qa->q2u || !qa->d || !qa->dsum || !qa->s16) {
+    qa->dsum8 = alloc64(4 * (n / 32));
+    qa->s8_16 = alloc64(4 * (n / 16));
+    if (!qa->q1 || !qa->q2 || !qa->q1u || !qa->q2u || !qa->d || !qa->dsum || !qa->s16 || !qa->dsum8 || !qa->s8_16) {
         g3_qa_free(qa);
         return -1;
     }
@@ -59,6 +61,8 @@ void g3_qa_free(g3_qa *qa) {
     free(qa->d);
     free(qa->dsum);
     free(qa->s16);
+    free(qa->dsum8);
+    free(qa->s8_16);
     memset(qa, 0, sizeof *qa);
 }
 
@@ -71,7 +75,7 @@ void g3_qa_quantize_blocks_ref(const float *x, uint32_t b0, uint32_t b1, const g
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        int Q[32];
+        int Q[32], q1s[32];
         for (int j = 0; j < 32; j++) {
             float v = xb[j] * id;
             if (!(v >= -127.0f)) v = -127.0f; /* also NaN */
@@ -80,20 +84,26 @@ void g3_qa_quantize_blocks_ref(const float *x, uint32_t b0, uint32_t b1, const g
             const int q1 = (int)lrintf(v);
             Q[j] = (int)lrintf(v * 128.0f);
             const int q2 = Q[j] - 128 * q1; /* |128 v - 128 q1| <= 64 */
+            q1s[j] = q1;
             o->q1[32 * b + j] = (int8_t)q1;
             o->q2[32 * b + j] = (int8_t)q2;
             o->q1u[32 * b + j] = (uint8_t)(q1 + 128);
             o->q2u[32 * b + j] = (uint8_t)(q2 + 128);
         }
-        int32_t s0 = 0, s1 = 0;
+        int32_t s0 = 0, s1 = 0, t0 = 0, t1 = 0;
         for (int j = 0; j < 16; j++) {
             s0 += Q[j];
             s1 += Q[16 + j];
+            t0 += q1s[j];
+            t1 += q1s[16 + j];
         }
         o->d[b] = d * (1.0f / 128.0f); /* exact: a power of two */
         o->dsum[b] = o->d[b] * (float)(s0 + s1);
         o->s16[2 * b] = s0;
         o->s16[2 * b + 1] = s1;
+        o->dsum8[b] = d * (float)(t0 + t1);
+        o->s8_16[2 * b] = t0;
+        o->s8_16[2 * b + 1] = t1;
     }
 }
 
@@ -227,9 +237,14 @@ void g3_unpack_row_s8(uint32_t type, const void *w, uint32_t K, int8_t *vals, fl
 
 /* ---- reference dot products ---- */
 
-static inline int32_t act_Q(const g3_qa_row *a, uint32_t k) { return 128 * a->q1[k] + a->q2[k]; }
+static inline int32_t act_Q(const g3_qa_row *a, uint32_t k, bool a8) {
+    return a8 ? a->q1[k] : 128 * a->q1[k] + a->q2[k];
+}
 
-float g3_qa_dot_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K) {
+/* a8: q1 alone, whose scale is 128 d and whose block sums are dsum8 */
+static float dot_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K, bool a8) {
+    const float d_scale = a8 ? 128.0f : 1.0f;
+    const float *dsum = a8 ? a->dsum8 : a->dsum;
     const g3_type_info *ti = g3_type_info_get(type);
     const uint8_t *b = w;
     int8_t v[256];
@@ -241,21 +256,29 @@ float g3_qa_dot_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K
         if (type == G3_TYPE_Q6_K) {
             for (int s = 0; s < 16; s++) {
                 int32_t isum = 0;
-                for (int j = 0; j < 16; j++) isum += v[16 * s + j] * act_Q(a, k0 + 16 * s + j);
-                sum += (scale[s] * a->d[(k0 + 16 * s) / 32]) * (float)isum;
+                for (int j = 0; j < 16; j++) isum += v[16 * s + j] * act_Q(a, k0 + 16 * s + j, a8);
+                sum += (scale[s] * (d_scale * a->d[(k0 + 16 * s) / 32])) * (float)isum;
             }
         } else {
             const bool has_min = g3_panel_layout_of(type).has_min;
             for (uint32_t s = 0; s < ti->block_size / 32; s++) {
                 const uint32_t ab = k0 / 32 + s;
                 int32_t isum = 0;
-                for (int j = 0; j < 32; j++) isum += v[32 * s + j] * act_Q(a, 32 * ab + j);
-                sum += (scale[s] * a->d[ab]) * (float)isum;
-                if (has_min) sum += minv[s] * a->dsum[ab];
+                for (int j = 0; j < 32; j++) isum += v[32 * s + j] * act_Q(a, 32 * ab + j, a8);
+                sum += (scale[s] * (d_scale * a->d[ab])) * (float)isum;
+                if (has_min) sum += minv[s] * dsum[ab];
             }
         }
     }
     return sum;
+}
+
+float g3_qa_dot_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K) {
+    return dot_ref(type, w, a, K, false);
+}
+
+float g3_qa_dot8_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K) {
+    return dot_ref(type, w, a, K, true);
 }
 
 /* ---- reference panel packer ---- */

@@ -23,6 +23,8 @@
  *   d[K/32]   f32   the scale of Q: max|x| / 127 / 128 (0 for a zero block)
  *   dsum[K/32] f32  d * sum(Q) over the block (mins and code offsets use it)
  *   s16[K/16] int32 sum(Q) per 16 (Q6_K's 16-element sub-blocks)
+ *   dsum8[K/32] f32, s8_16[K/16] int32: dsum and s16 of q1 alone, with
+ *             q1's scale 128 d (the 8-bit decode kernels below)
  *
  * Reference dot products (one weight row w of K elements with one row a):
  *   Q8_0, Q4_0, Q5_0 (32-blocks, code offset o = 0, 8, 16):
@@ -36,6 +38,14 @@
  *   Q6_K (16-element sub-blocks, int8 sc): sum_s (d*sc_s*da_{s/2}) * sum_j (q_j - 32) Q_j
  * The integer sums are exact; only the order of the f32 additions differs
  * between the reference and the SIMD kernels.
+ *
+ * 8-bit decode (g3_kernels.qdot_rows8, g3_qa_dot8_ref): q1 alone is the
+ * activation rounded to 8 bits with the scale 128 d (llama.cpp's Q8_0
+ * activations, up to its ties-to-even rounding), so the same formulas with
+ * q1 for Q, 128 d for d, dsum8 for dsum and s8_16 for s16 give a product
+ * that costs one byte dot product per weight block instead of two. Its
+ * error (about 1/128 of the 15-bit one per value) is measured on the real
+ * 270M in bench/RESULTS.md; the exact and 15-bit paths stay the reference.
  *
  * GEMM panels: for batched products a panel of R weight rows (R = 16 for
  * AVX-512, 8 for AVX2) is unpacked once into signed 8-bit values, interleaved
@@ -66,6 +76,8 @@ typedef struct g3_qa_row {
     const float *d;
     const float *dsum;
     const int32_t *s16;
+    const float *dsum8;
+    const int32_t *s8_16;
 } g3_qa_row;
 
 /* Rows of quantized activations; arrays sized for cap_rows x cap_K. */
@@ -77,6 +89,8 @@ typedef struct g3_qa {
     uint8_t *q1u, *q2u;
     float *d, *dsum;
     int32_t *s16;
+    float *dsum8;
+    int32_t *s8_16;
 } g3_qa;
 
 /* Bytes g3_qa_alloc takes for these capacities (for the memory planner). */
@@ -88,7 +102,8 @@ void g3_qa_free(g3_qa *qa);
 static inline g3_qa_row g3_qa_get_row(const g3_qa *qa, uint32_t t) {
     const size_t K = qa->K;
     g3_qa_row r = {qa->q1 + t * K,         qa->q2 + t * K,           qa->q1u + t * K, qa->q2u + t * K,
-                   qa->d + t * (K / 32), qa->dsum + t * (K / 32), qa->s16 + t * (K / 16)};
+                   qa->d + t * (K / 32), qa->dsum + t * (K / 32), qa->s16 + t * (K / 16),
+                   qa->dsum8 + t * (K / 32), qa->s8_16 + t * (K / 16)};
     return r;
 }
 
@@ -98,12 +113,15 @@ typedef struct g3_qa_row_out {
     uint8_t *q1u, *q2u;
     float *d, *dsum;
     int32_t *s16;
+    float *dsum8;
+    int32_t *s8_16;
 } g3_qa_row_out;
 
 static inline g3_qa_row_out g3_qa_row_out_get(g3_qa *qa, uint32_t t) {
     const size_t K = qa->K;
     g3_qa_row_out r = {qa->q1 + t * K,         qa->q2 + t * K,           qa->q1u + t * K, qa->q2u + t * K,
-                       qa->d + t * (K / 32), qa->dsum + t * (K / 32), qa->s16 + t * (K / 16)};
+                       qa->d + t * (K / 32), qa->dsum + t * (K / 32), qa->s16 + t * (K / 16),
+                       qa->dsum8 + t * (K / 32), qa->s8_16 + t * (K / 16)};
     return r;
 }
 
@@ -115,6 +133,8 @@ bool g3_qa_type_supported(uint32_t type);
 
 /* Reference dot product of a weight row (K elements) with an activation row. */
 float g3_qa_dot_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K);
+/* The same with q1 alone (8-bit activations, scale 128 d). */
+float g3_qa_dot8_ref(uint32_t type, const void *w, const g3_qa_row *a, uint32_t K);
 
 /* ---- GEMM panels ---- */
 
