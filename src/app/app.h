@@ -45,6 +45,18 @@ void app_apply_activations(app_activations a, g3_context_params *cp);
 #define APP_DEFAULT_ACTIVATIONS APP_ACT_INT15
 #define APP_DEFAULT_ACTIVATIONS_NAME "int15"
 const char *app_activations_name(app_activations a);
+/* --activations straight into context parameters (run, chat, serve). */
+int app_parse_activations_cp(const char *cmd, const char *flag, const char *text, g3_context_params *cp);
+#define APP_ACTIVATIONS_HELP \
+    "  --activations A         int15 (default: 15-bit integer inputs of quantized weights,\n" \
+    "                          KL 1.4e-7 from exact on the 270M), int8 (8-bit decode on\n" \
+    "                          AVX-512: faster, KL 2.3e-3, another top token at 3 in 100\n" \
+    "                          steps; bench/RESULTS.md) or exact (f32 products)\n"
+/* Prints (JSON, one line) the KL divergence and top-1 agreement of n_pos
+ * rows of logits against the f32 file base_path (eval --logits of the
+ * same sequence): logit_compare.c. */
+int app_compare_logits(const char *cmd, const char *base_path, const float *logits, size_t n_pos,
+                       uint32_t n_vocab, FILE *out);
 #define APP_DEVICE_HELP \
     "  --device D              cuda or cpu (default: cuda when this binary has the CUDA\n" \
     "                          backend and a GPU is present, else cpu)\n"

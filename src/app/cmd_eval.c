@@ -1,6 +1,6 @@
 /* gemma-chat eval: the interface the golden tests use. Keep it stable.
  *   eval -m MODEL (--tokens 2,9259,... | --tokens-file F.json | --prompt-file F) [--chunk N]
- *        [--logits OUT.f32] [--generate N] [-c N]
+ *        [--logits OUT.f32] [--kl-base REF.f32] [--generate N] [-c N]
  * Logits: float32 little-endian, row-major [n_pos][n_vocab]. --generate N
  * prints the N greedy ids that follow (ties go to the lowest id) as a JSON
  * array on stdout. */
@@ -22,7 +22,7 @@ static const char *k_cmd = "eval";
 #define MAX_IMAGES 8
 
 typedef struct eval_opts {
-    const char *model, *tokens, *tokens_file, *prompt_file, *logits_path;
+    const char *model, *tokens, *tokens_file, *prompt_file, *logits_path, *kl_base;
     const char *mmproj, *images[MAX_IMAGES];
     uint32_t n_images;
     bool golden_wrap;
@@ -47,6 +47,9 @@ static void usage(FILE *out) {
             "                control tokens such as <start_of_turn> in the text parsed)\n"
             "  --chunk N     feed the sequence N tokens at a time (through the KV cache)\n"
             "  --logits F    write float32 logits for every position, [n_pos][n_vocab]\n"
+            "  --kl-base F   compare this run's logits with F (--logits of the same sequence,\n"
+            "                e.g. with --activations exact): KL divergence per position (mean,\n"
+            "                median, p99, max) and top-1 agreement, as one JSON line\n"
             "  --generate N  print the N greedy token ids that follow, as a JSON array\n"
             "  -c N          context size (default: sequence + generated, at most the model's)\n"
             "  -t N          threads (default: the physical cores; more than the CPUs this process\n"
@@ -138,6 +141,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         else if (strcmp(a, "--tokens-file") == 0) o->tokens_file = v;
         else if (strcmp(a, "--prompt-file") == 0) o->prompt_file = v;
         else if (strcmp(a, "--logits") == 0) o->logits_path = v;
+        else if (strcmp(a, "--kl-base") == 0) o->kl_base = v;
         else if (strcmp(a, "--mmproj") == 0) o->mmproj = v;
         else if (strcmp(a, "--image") == 0) {
             if (o->n_images == MAX_IMAGES) {
@@ -401,6 +405,7 @@ static int run(const eval_opts *o, g3_model *model, const int32_t *ids, uint32_t
     }
     double t1 = now_s();
     if (o->logits_path && write_logits(o->logits_path, logits, (size_t)n_text * cfg->n_vocab)) goto done;
+    if (o->kl_base && app_compare_logits(k_cmd, o->kl_base, logits, n_text, cfg->n_vocab, stdout)) goto done;
     float *row = logits + (size_t)(n_text - 1) * cfg->n_vocab;
     for (uint32_t g = 0; g < o->generate; g++) {
         int32_t next = (int32_t)argmax(row, cfg->n_vocab);

@@ -41,6 +41,7 @@ static void usage(FILE *out) {
             "  --parallel N            conversations decoded at once, each with its own KV cache (default 4)\n"
             "  -c, --ctx-size N        context per slot (default 8192, or the model's trained length if shorter)\n"
             "  --kv-type T             KV cache type: f16 (default), bf16, q8_0, f32\n"
+            APP_ACTIVATIONS_HELP
             APP_DEVICE_HELP
             "  -t, --threads N         worker threads (default: physical cores)\n"
             "  --max-body BYTES        largest request body (default 20 MB)\n"
@@ -88,7 +89,7 @@ static int parse_args(const char *cmd, int argc, char **argv, serve_options *o) 
             continue;
         }
         static const char *const k_valued[] = {"-m", "--model", "--mmproj", "--host", "--port", "--api-key",
-                                               "--parallel", "-c", "--ctx-size", "--kv-type", "--device", "-t", "--threads",
+                                               "--parallel", "-c", "--ctx-size", "--kv-type", "--device", "-t", "--threads", "--activations",
                                                "--max-body", "--max-queue", "--cors", "--timeout", "--ping-interval",
                                                "--db"};
         bool known = false;
@@ -110,6 +111,7 @@ static int parse_args(const char *cmd, int argc, char **argv, serve_options *o) 
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) rc = app_parse_u32(cmd, a, v, 16, 1u << 20, &o->cp.n_ctx);
         else if (!strcmp(a, "--kv-type")) rc = app_parse_kv_type(cmd, a, v, &o->cp.kv_type);
         else if (!strcmp(a, "--device")) rc = app_parse_device(cmd, a, v, &o->cp.device);
+        else if (!strcmp(a, "--activations")) rc = app_parse_activations_cp(cmd, a, v, &o->cp);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) rc = app_parse_u32(cmd, a, v, 1, 1024, &o->cp.n_threads);
         else if (!strcmp(a, "--max-queue")) rc = app_parse_u32(cmd, a, v, 1, 100000, &o->max_queue);
         else if (!strcmp(a, "--timeout")) rc = app_parse_u32(cmd, a, v, 1, 86400, &o->timeout_s);

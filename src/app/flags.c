@@ -92,3 +92,10 @@ void app_apply_activations(app_activations a, g3_context_params *cp) {
 const char *app_activations_name(app_activations a) {
     return a == APP_ACT_EXACT ? "exact" : a == APP_ACT_INT8 ? "int8" : "int15";
 }
+
+int app_parse_activations_cp(const char *cmd, const char *flag, const char *text, g3_context_params *cp) {
+    app_activations a;
+    if (app_parse_activations(cmd, flag, text, true, &a)) return -1;
+    app_apply_activations(a, cp);
+    return 0;
+}

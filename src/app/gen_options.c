@@ -31,7 +31,7 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
                                              "--n-predict", "--temp", "--top-k", "--top-p", "--min-p",
                                              "--repeat-penalty", "--repeat-last-n", "--seed", "-s", "--system",
                                              "--preset", "--stop", "--mmproj", "--image-wrap", "--max-frames", "--kv-type",
-                                             "--device", NULL};
+                                             "--device", "--activations", NULL};
     const char *a = argv[*i];
     if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
         o->verbose = true;
@@ -56,6 +56,7 @@ int gen_options_parse(const char *cmd, gen_options *o, int argc, char **argv, in
     else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) rc = app_parse_u32(cmd, a, v, 1, 1024, &o->cp.n_threads);
     else if (!strcmp(a, "--kv-type")) rc = app_parse_kv_type(cmd, a, v, &o->cp.kv_type);
     else if (!strcmp(a, "--device")) rc = app_parse_device(cmd, a, v, &o->cp.device);
+    else if (!strcmp(a, "--activations")) rc = app_parse_activations_cp(cmd, a, v, &o->cp);
     else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) rc = app_parse_u32(cmd, a, v, 1, 1u << 20, &o->gen.max_new_tokens);
     else if (!strcmp(a, "--temp")) rc = parse_float(cmd, a, v, &sp->temperature);
     else if (!strcmp(a, "--top-k")) rc = app_parse_u32(cmd, a, v, 0, 1u << 24, &sp->top_k);
@@ -187,6 +188,7 @@ void gen_options_help(FILE *out) {
             "  -t, --threads N         worker threads (default: physical cores)\n"
             "  --kv-type T             KV cache type: f16 (default), bf16, q8_0 (half of f16's\n"
             "                          memory, logits move ~0.05) or f32 (exact, twice f16)\n"
+            APP_ACTIVATIONS_HELP
             APP_DEVICE_HELP
             "  -n, --n-predict N       max new tokens (default 700)\n"
             "  --temp T                temperature, 0 = greedy (default 0.7)\n"
