@@ -49,38 +49,57 @@ ALWAYS_INLINE __m512i pair_index(int e) {
 /* ------------------------------------------------------------------ */
 /* activation quantizer                                                */
 
+/* The sums of the 16 int32 lanes of each of a, b, c, d, in one transposed
+ * reduction (a quarter of the shuffles of four separate ones). */
+ALWAYS_INLINE void reduce4_epi32(__m512i a, __m512i b, __m512i c, __m512i d, int32_t out[4]) {
+    /* 128-bit lanes: [a01+a23, b01+b23], [c.., d..] */
+    const __m512i ab = _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x44), _mm512_shuffle_i32x4(a, b, 0xee));
+    const __m512i cd = _mm512_add_epi32(_mm512_shuffle_i32x4(c, d, 0x44), _mm512_shuffle_i32x4(c, d, 0xee));
+    /* one 128-bit lane each for a, b, c, d */
+    __m512i u = _mm512_add_epi32(_mm512_shuffle_i32x4(ab, cd, 0x88), _mm512_shuffle_i32x4(ab, cd, 0xdd));
+    u = _mm512_add_epi32(u, _mm512_shuffle_epi32(u, _MM_PERM_BADC));
+    u = _mm512_add_epi32(u, _mm512_shuffle_epi32(u, _MM_PERM_CDAB));
+    _Alignas(64) int32_t all[16];
+    _mm512_store_si512(all, u);
+    out[0] = all[0];
+    out[1] = all[4];
+    out[2] = all[8];
+    out[3] = all[12];
+}
+
 static void quantize_blocks(const float *x, uint32_t b0, uint32_t b1, const g3_qa_row_out *o) {
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f), s128 = _mm512_set1_ps(128.0f);
-    const __m128i flip = _mm_set1_epi8((char)0x80);
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
     for (uint32_t b = b0; b < b1; b++) {
         const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         const __m512 vid = _mm512_set1_ps(id);
-        int32_t sums[2], sums8[2];
+        __m512i q1[2], Q[2];
+        __m128i c1[2], c2[2]; /* the two bytes, packed */
         for (int h = 0; h < 2; h++) {
             /* max first: a NaN becomes -127, as in the reference */
             const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(h ? x1 : x0, vid), lo), hi);
-            const __m512i q1 = _mm512_cvtps_epi32(v);                      /* nearest-even */
-            const __m512i Q = _mm512_cvtps_epi32(_mm512_mul_ps(v, s128)); /* exact product */
-            const __m512i q2 = _mm512_sub_epi32(Q, _mm512_slli_epi32(q1, 7));
-            const __m128i b1v = _mm512_cvtepi32_epi8(q1), b2v = _mm512_cvtepi32_epi8(q2);
-            const size_t at = 32 * (size_t)b + 16 * h;
-            _mm_storeu_si128((__m128i *)(o->q1 + at), b1v);
-            _mm_storeu_si128((__m128i *)(o->q2 + at), b2v);
-            _mm_storeu_si128((__m128i *)(o->q1u + at), _mm_xor_si128(b1v, flip));
-            _mm_storeu_si128((__m128i *)(o->q2u + at), _mm_xor_si128(b2v, flip));
-            sums[h] = _mm512_reduce_add_epi32(Q);
-            sums8[h] = _mm512_reduce_add_epi32(q1);
+            q1[h] = _mm512_cvtps_epi32(v);                      /* nearest-even */
+            Q[h] = _mm512_cvtps_epi32(_mm512_mul_ps(v, s128)); /* exact product */
+            c1[h] = _mm512_cvtepi32_epi8(q1[h]);
+            c2[h] = _mm512_cvtepi32_epi8(_mm512_sub_epi32(Q[h], _mm512_slli_epi32(q1[h], 7)));
         }
+        const __m256i p1 = _mm256_set_m128i(c1[1], c1[0]), p2 = _mm256_set_m128i(c2[1], c2[0]);
+        _mm256_storeu_si256((__m256i *)(o->q1 + 32 * (size_t)b), p1);
+        _mm256_storeu_si256((__m256i *)(o->q2 + 32 * (size_t)b), p2);
+        _mm256_storeu_si256((__m256i *)(o->q1u + 32 * (size_t)b), _mm256_xor_si256(p1, flip));
+        _mm256_storeu_si256((__m256i *)(o->q2u + 32 * (size_t)b), _mm256_xor_si256(p2, flip));
+        int32_t sums[4]; /* Q's halves, q1's halves */
+        reduce4_epi32(Q[0], Q[1], q1[0], q1[1], sums);
         o->d[b] = d * (1.0f / 128.0f);
         o->dsum[b] = o->d[b] * (float)(sums[0] + sums[1]);
         o->s16[2 * b] = sums[0];
         o->s16[2 * b + 1] = sums[1];
-        o->dsum8[b] = d * (float)(sums8[0] + sums8[1]);
-        o->s8_16[2 * b] = sums8[0];
-        o->s8_16[2 * b + 1] = sums8[1];
+        o->dsum8[b] = d * (float)(sums[2] + sums[3]);
+        o->s8_16[2 * b] = sums[2];
+        o->s8_16[2 * b + 1] = sums[3];
     }
 }
 
