@@ -37,6 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { echo "bench/compare_llamacpp.sh: $*" >&2; exit 1; }
+. bench/lib.sh
 
 [ $# -ge 1 ] && [ $# -le 2 ] || die "usage: bash bench/compare_llamacpp.sh LLAMA_BUILD_DIR [MODEL]"
 LLAMA_DIR=$1
@@ -51,17 +52,10 @@ CTX=${CTX:-4096}
 CHAT_TOKENS=${CHAT_TOKENS:-32}
 OUT=${BENCH_OUT:-bench/out/compare}
 
-find_llama() {
-  local b
-  for b in "$LLAMA_DIR/bin/$1" "$LLAMA_DIR/$1"; do
-    if [ -x "$b" ]; then echo "$b"; return 0; fi
-  done
-  return 1
-}
 [ -d "$LLAMA_DIR" ] || die "$LLAMA_DIR: no such llama.cpp build folder"
-LLAMA_BENCH=$(find_llama llama-bench) ||
+LLAMA_BENCH=$(find_llama "$LLAMA_DIR" llama-bench) ||
   die "llama-bench not found in $LLAMA_DIR or $LLAMA_DIR/bin (cmake --build $LLAMA_DIR --target llama-bench llama-completion)"
-LLAMA_COMPLETION=$(find_llama llama-completion) ||
+LLAMA_COMPLETION=$(find_llama "$LLAMA_DIR" llama-completion) ||
   die "llama-completion not found in $LLAMA_DIR or $LLAMA_DIR/bin (cmake --build $LLAMA_DIR --target llama-completion)"
 [ -x "$BIN" ] || die "$BIN not found; build gemma-chat first (bash scripts/build.sh) or set G3_BIN"
 [ -f "$MODEL" ] || die "model $MODEL not found (bash scripts/get-model.sh fetches the default one)"
@@ -71,13 +65,6 @@ mkdir -p "$OUT"
 # The chat: one user question in Gemma 3's template (<bos> is added by both).
 PROMPT=$'<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n'
 
-# One field of the flat JSON object `gemma-chat bench --json` prints, and of the nested pp/tg.
-nested() { sed -n "s/.*\"$2\": *{[^}]*\"$3\": *\([0-9.]*\).*/\1/p" <<<"$1" | sed -n 1p; }
-# avg_ts of the llama-bench jsonl line with the given n_prompt and n_gen.
-llama_ts() {
-  grep "\"n_prompt\": *$2," <<<"$1" | grep "\"n_gen\": *$3," |
-    sed -n 's/.*"avg_ts": *\([0-9.e+-]*\).*/\1/p' | sed -n 1p
-}
 # Peak RSS (kB) from /usr/bin/time -v's output file.
 peak_kb() { sed -n 's/.*Maximum resident set size (kbytes): *\([0-9]*\).*/\1/p' "$1"; }
 
@@ -129,10 +116,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# median and min-max of the arguments
-stat3() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
-  m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-  printf "%s %s %s\n", m, v[1], v[NR] }'; }
 read -r gpp gpp_lo gpp_hi < <(stat3 "${g3_pp[@]}")
 read -r gtg gtg_lo gtg_hi < <(stat3 "${g3_tg[@]}")
 read -r grss _ _ < <(stat3 "${g3_rss[@]}")

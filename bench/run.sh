@@ -32,10 +32,7 @@ if [ ! -x "$BIN" ]; then
 fi
 mkdir -p "$OUT"
 
-# One JSON field (numbers or strings) from the flat object `gemma-chat bench --json` prints.
-field() { sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\).*/\1/p" <<<"$1" | head -1; }
-# A field of the nested "pp" / "tg" objects.
-nested() { sed -n "s/.*\"$2\": *{[^}]*\"$3\": *\([0-9.]*\).*/\1/p" <<<"$1" | head -1; }
+. bench/lib.sh
 
 rows=()
 for shape in $SHAPES; do
