@@ -181,14 +181,6 @@ ALWAYS_INLINE __m512i q4_codes_pair_x16(const uint8_t *qs0, const uint8_t *qs1, 
     return _mm512_and_si512(v, keep);
 }
 
-/* Lane scales of pair k for x16 codes: lanes 0-3 sc[2k], 4-7 sc16[2k],
- * 8-11 sc[2k+1], 12-15 sc16[2k+1] (sc16 = sc / 16). */
-ALWAYS_INLINE __m512 x16_scales(__m512 sc, __m512 sc16, int k) {
-    const __m512i idx = _mm512_add_epi32(_mm512_set_epi32(17, 17, 17, 17, 1, 1, 1, 1, 16, 16, 16, 16, 0, 0, 0, 0),
-                                         _mm512_set1_epi32(2 * k));
-    return _mm512_permutex2var_ps(sc, idx, sc16);
-}
-
 ALWAYS_INLINE __m512i act_pair(const int8_t *qs, bool two) {
     return two ? _mm512_loadu_si512(qs) : _mm512_maskz_loadu_epi8(0xffffffffULL, qs);
 }
@@ -233,24 +225,25 @@ ALWAYS_INLINE __m512i legacy_codes(const uint8_t *b, int kind, int bytes, bool t
 #define PREFETCH_STEP(p, n)                                                                            \
     for (int l_ = 0; l_ < (int)(n); l_ += 64) _mm_prefetch((const char *)(p) + PREFETCH_AHEAD + l_, _MM_HINT_T0)
 
-/* Partial sums of one row: two accumulators (with four rows interleaved
- * the FMA latency is hidden) and the offset term: dw . dsum for a code
- * offset, m . dsum for Q4_1/Q5_1's block minimum. */
+/* Partial sums of one row: the products and the offset term (dw . dsum
+ * for a code offset, m . dsum for Q4_1/Q5_1's block minimum). One
+ * accumulator is enough: four rows interleaved hide the FMA latency, and
+ * fewer live vectors keep the four rows' sums out of memory. */
 typedef struct legacy_acc {
-    __m512 a0, a1, corr;
+    __m512 acc, corr;
 } legacy_acc;
 
 /* n <= 16 legacy blocks at p (block g of the row). n is a constant in the
- * hot calls, so the pair loop unrolls without branches. */
+ * hot calls, so the pair loop unrolls without branches. The lanes of the
+ * x16 codes (Q4_0, Q4_1) take the plain scale here and their 1/16 once at
+ * the end (x16_lanes): a power of two, so the sums are the same. */
 ALWAYS_INLINE legacy_acc legacy_step(legacy_acc s, const uint8_t *p, uint32_t n, uint32_t g, const g3_qa_row *a,
                                      int kind, bool a8) {
     const int bytes = leg_bytes(kind);
-    const bool x16 = kind == LEG_Q4_0 || kind == LEG_Q4_1;
     PREFETCH_STEP(p, n * bytes);
     const __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
     const __m512 dw = gather_f16_scales(p, bytes, n);
     const __m512 sc = _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(m, a->d + g));
-    const __m512 sc16 = _mm512_mul_ps(sc, _mm512_set1_ps(1.0f / 16.0f));
     const __m512 cw = leg_has_min(kind) ? gather_f16_scales(p + 2, bytes, n) : dw;
     s.corr = _mm512_fmadd_ps(cw, _mm512_maskz_loadu_ps(m, (a8 ? a->dsum8 : a->dsum) + g), s.corr);
     for (uint32_t k = 0; 2 * k < n; k++) {
@@ -259,12 +252,15 @@ ALWAYS_INLINE legacy_acc legacy_step(legacy_acc s, const uint8_t *p, uint32_t n,
         const size_t at = 32 * (size_t)(g + 2 * k);
         const __m512i dot = a8 ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, act_pair(a->q1 + at, two))
                                : dot_Q(wq, act_pair(a->q1 + at, two), act_pair(a->q2 + at, two));
-        const __m512 lane_sc = x16 ? x16_scales(sc, sc16, (int)k) : _mm512_permutexvar_ps(pair_index((int)(2 * k)), sc);
-        const __m512 v = _mm512_cvtepi32_ps(dot);
-        if (k & 1) s.a1 = _mm512_fmadd_ps(v, lane_sc, s.a1);
-        else s.a0 = _mm512_fmadd_ps(v, lane_sc, s.a0);
+        s.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_index((int)(2 * k)), sc), s.acc);
     }
     return s;
+}
+
+/* The lane factors of x16 codes: lanes 4-7 and 12-15 hold 16 x the high nibbles' products. */
+ALWAYS_INLINE __m512 x16_lanes(void) {
+    const float r = 1.0f / 16.0f;
+    return _mm512_set_ps(r, r, r, r, 1, 1, 1, 1, r, r, r, r, 1, 1, 1, 1);
 }
 
 /* NR rows (a constant) of nb legacy blocks; groups of 12 blocks when that
@@ -273,25 +269,31 @@ ALWAYS_INLINE void legacy_rows(const uint8_t *const *rows, int NR, uint32_t nb, 
                                bool a8, float *out) {
     const int bytes = leg_bytes(kind);
     const float offset = kind == LEG_Q4_0 ? -8.0f : kind == LEG_Q5_0 ? -16.0f : leg_has_min(kind) ? 1.0f : -128.0f;
-    legacy_acc s[G3_DOT_ROWS];
-    for (int r = 0; r < NR; r++) s[r].a0 = s[r].a1 = s[r].corr = _mm512_setzero_ps();
+    /* four named accumulators, not an array: GCC kept an array's vectors
+     * in memory between steps */
+    const legacy_acc zero = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    legacy_acc s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+#define LEGACY_STEPS(n_blocks)                                                                             \
+    do {                                                                                                 \
+        s0 = legacy_step(s0, rows[0] + (size_t)g * bytes, n_blocks, g, a, kind, a8);                     \
+        if (NR > 1) s1 = legacy_step(s1, rows[1] + (size_t)g * bytes, n_blocks, g, a, kind, a8);         \
+        if (NR > 2) s2 = legacy_step(s2, rows[2] + (size_t)g * bytes, n_blocks, g, a, kind, a8);         \
+        if (NR > 3) s3 = legacy_step(s3, rows[3] + (size_t)g * bytes, n_blocks, g, a, kind, a8);         \
+    } while (0)
     uint32_t g = 0;
     if (nb % 16 != 0 && nb % 12 == 0) {
-        for (; g < nb; g += 12)
-#pragma GCC unroll 4
-            for (int r = 0; r < NR; r++) s[r] = legacy_step(s[r], rows[r] + (size_t)g * bytes, 12, g, a, kind, a8);
+        for (; g < nb; g += 12) LEGACY_STEPS(12);
     } else {
-        for (; g + 16 <= nb; g += 16)
-#pragma GCC unroll 4
-            for (int r = 0; r < NR; r++) s[r] = legacy_step(s[r], rows[r] + (size_t)g * bytes, 16, g, a, kind, a8);
-        if (g < nb)
-            for (int r = 0; r < NR; r++) s[r] = legacy_step(s[r], rows[r] + (size_t)g * bytes, nb - g, g, a, kind, a8);
+        for (; g + 16 <= nb; g += 16) LEGACY_STEPS(16);
+        if (g < nb) LEGACY_STEPS(nb - g);
     }
+#undef LEGACY_STEPS
+    const legacy_acc s[G3_DOT_ROWS] = {s0, s1, s2, s3};
     /* a8: the lane scales carry d, q1's scale is 128 d (dsum8 has it already) */
-    const __m512 dot_scale = _mm512_set1_ps(a8 ? 128.0f : 1.0f);
+    __m512 dot_scale = _mm512_set1_ps(a8 ? 128.0f : 1.0f);
+    if (kind == LEG_Q4_0 || kind == LEG_Q4_1) dot_scale = _mm512_mul_ps(dot_scale, x16_lanes());
     for (int r = 0; r < NR; r++)
-        out[r] = _mm512_reduce_add_ps(
-            _mm512_fmadd_ps(s[r].corr, _mm512_set1_ps(offset), _mm512_mul_ps(_mm512_add_ps(s[r].a0, s[r].a1), dot_scale)));
+        out[r] = _mm512_reduce_add_ps(_mm512_fmadd_ps(s[r].corr, _mm512_set1_ps(offset), _mm512_mul_ps(s[r].acc, dot_scale)));
 }
 
 typedef struct kq_acc {
