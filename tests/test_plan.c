@@ -20,6 +20,7 @@
 #include <string.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <math.h>
 #endif
 
 #include <cmocka.h>
@@ -33,6 +34,7 @@
 #include "model/siglip.h"
 #include "model/gemma3_shapes.h"
 #include "tensor/type_info.h"
+#include "tensor/type_ops.h"
 #include "test_util.h"
 
 #define TINY_Q8 G3_TEST_TMP "/plan-tiny-q8_0.gguf"
@@ -196,6 +198,39 @@ static void test_kv_type_must_fit_heads(void **state) {
     assert_int_equal(g3_plan_kv_row_bytes(&c, G3_KV_Q8_0), 0);
     assert_int_equal(g3_kv_cache_init(&kv, &c, 64, 8, G3_KV_F16, &err), 0);
     assert_int_equal(kv.row_bytes, 2 * 48 * 2);
+    g3_kv_cache_free(&kv);
+}
+
+/* The f16 KV store (F16C where the CPU has it) writes the bits of the
+ * reference conversion after saturation to +-65504: ties, subnormals, the
+ * f16 limits, infinities and NaNs (kept NaN). */
+static void test_kv_f16_store_is_the_reference(void **state) {
+    (void)state;
+    g3_config c;
+    g3_error err;
+    assert_int_equal(g3_shape_config("tiny", &c, &err), 0);
+    g3_kv_cache kv;
+    assert_int_equal(g3_kv_cache_init(&kv, &c, 16, 0, G3_KV_F16, &err), 0);
+    const uint32_t n = kv.kv_dim;
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    assert_non_null(x);
+    assert_non_null(y);
+    const float special[] = {65504.0f, 65519.0f, 65520.0f, 70000.0f, -1e30f, 1e-8f, -3e-6f, 5.96e-8f, 2.98e-8f,
+                             -0.0f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, INFINITY, -INFINITY, NAN, -NAN};
+    uint64_t rng = 42;
+    for (uint32_t i = 0; i < n; i++) {
+        x[i] = i < sizeof special / sizeof special[0] ? special[i] : 300.0f * tu_randf(&rng);
+        y[i] = 1e-3f * tu_randf(&rng);
+    }
+    g3_kv_cache_store(&kv, 0, 3, x, y);
+    const uint16_t *k = (const uint16_t *)(kv.k[0] + 3 * kv.row_bytes), *v = (const uint16_t *)(kv.v[0] + 3 * kv.row_bytes);
+    for (uint32_t i = 0; i < n; i++) {
+        const float xs = x[i] > 65504.0f ? 65504.0f : x[i] < -65504.0f ? -65504.0f : x[i];
+        if (k[i] != g3_f32_to_f16(xs)) fail_msg("key %u (%g): 0x%04x, want 0x%04x", i, x[i], k[i], g3_f32_to_f16(xs));
+        if (v[i] != g3_f32_to_f16(y[i])) fail_msg("value %u (%g): 0x%04x, want 0x%04x", i, y[i], v[i], g3_f32_to_f16(y[i]));
+    }
+    free(x);
+    free(y);
     g3_kv_cache_free(&kv);
 }
 
@@ -508,6 +543,7 @@ int main(void) {
         cmocka_unit_test(test_parallel_sequences_are_planned),
         cmocka_unit_test(test_builtin_equals_file),
         cmocka_unit_test(test_kv_type_must_fit_heads),
+        cmocka_unit_test(test_kv_f16_store_is_the_reference),
         cmocka_unit_test(test_resident_memory_is_the_plan_f32),
         cmocka_unit_test(test_resident_memory_is_the_plan_q8_0),
         cmocka_unit_test(test_warnings_and_fit),

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/cpu_features.h"
 #include "base/error.h"
 #include "model/memory_plan.h"
 #include "tensor/type_ops.h"
@@ -89,9 +90,39 @@ void g3_kv_cache_free(g3_kv_cache *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
-static void store_f16_saturated(const float *x, uint16_t *out, uint32_t n) {
+static void store_f16_saturated_ref(const float *x, uint16_t *out, uint32_t n) {
     const float max = 65504.0f;
     for (uint32_t i = 0; i < n; i++) out[i] = g3_f32_to_f16(x[i] > max ? max : x[i] < -max ? -max : x[i]);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* F16C's vcvtps2ph rounds to nearest even and quiets NaNs as
+ * g3_f32_to_f16 does: the same bits, 8 values per instruction (the scalar
+ * conversion was ~1.3% of a 4B prefill). max/min keep a NaN as it is. */
+__attribute__((target("avx2,f16c"))) static void store_f16_saturated_f16c(const float *x, uint16_t *out,
+                                                                          uint32_t n) {
+    const __m256 hi = _mm256_set1_ps(65504.0f), lo = _mm256_set1_ps(-65504.0f);
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+        const __m256 c = _mm256_blendv_ps(_mm256_max_ps(_mm256_min_ps(v, hi), lo), v, nan);
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(c, _MM_FROUND_TO_NEAREST_INT));
+    }
+    store_f16_saturated_ref(x + i, out + i, n - i);
+}
+#endif
+
+static void store_f16_saturated(const float *x, uint16_t *out, uint32_t n) {
+#if defined(__x86_64__)
+    const g3_cpu_features *f = g3_cpu_features_get();
+    if (f->f16c && f->avx2 && f->os_ymm && f->active != G3_CPU_SCALAR) {
+        store_f16_saturated_f16c(x, out, n);
+        return;
+    }
+#endif
+    store_f16_saturated_ref(x, out, n);
 }
 
 void g3_kv_cache_store(g3_kv_cache *kv, uint32_t il, uint32_t pos, const float *keys, const float *values) {
