@@ -263,8 +263,9 @@ ALWAYS_INLINE __m512 x16_lanes(void) {
     return _mm512_set_ps(r, r, r, r, 1, 1, 1, 1, r, r, r, r, 1, 1, 1, 1);
 }
 
-/* NR rows (a constant) of nb legacy blocks; groups of 12 blocks when that
- * divides the row (1152 = 36 blocks) so no group is ragged, else 16. */
+/* NR rows (a constant) of nb legacy blocks; groups of 16 blocks, or of 12
+ * or 10 when that divides the row and 16 does not (1152 = 36 blocks, 640 =
+ * 20): the group size stays a constant and no group is ragged. */
 ALWAYS_INLINE void legacy_rows(const uint8_t *const *rows, int NR, uint32_t nb, const g3_qa_row *a, int kind,
                                bool a8, float *out) {
     const int bytes = leg_bytes(kind);
@@ -283,6 +284,8 @@ ALWAYS_INLINE void legacy_rows(const uint8_t *const *rows, int NR, uint32_t nb, 
     uint32_t g = 0;
     if (nb % 16 != 0 && nb % 12 == 0) {
         for (; g < nb; g += 12) LEGACY_STEPS(12);
+    } else if (nb % 16 != 0 && nb % 10 == 0) {
+        for (; g < nb; g += 10) LEGACY_STEPS(10);
     } else {
         for (; g + 16 <= nb; g += 16) LEGACY_STEPS(16);
         if (g < nb) LEGACY_STEPS(nb - g);
