@@ -307,6 +307,10 @@ static void test_kills(void **state) {
             kill(r.pid, SIGKILL);
             waitpid(r.pid, &st, 0);
             landed++;
+        } else {
+            /* the answers come faster than when they were timed (the
+             * machine got quieter): aim earlier, or the kills stop landing */
+            per_answer *= 0.5;
         }
         record now;
         read_store(DB, &now);
