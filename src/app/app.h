@@ -37,9 +37,7 @@ int app_parse_device(const char *cmd, const char *flag, const char *text, g3_dev
  * products (eval's default); int15: 15-bit integers throughout; int8: 15-bit
  * prefill, 8-bit decode (g3_context_params.int8_decode). */
 typedef enum { APP_ACT_EXACT, APP_ACT_INT15, APP_ACT_INT8 } app_activations;
-/* allow_exact false: exact is refused (commands that serve chat). */
-int app_parse_activations(const char *cmd, const char *flag, const char *text, bool allow_exact,
-                          app_activations *out);
+int app_parse_activations(const char *cmd, const char *flag, const char *text, app_activations *out);
 void app_apply_activations(app_activations a, g3_context_params *cp);
 /* What run, chat, serve and bench use: see README "Activations". */
 #define APP_DEFAULT_ACTIVATIONS APP_ACT_INT15

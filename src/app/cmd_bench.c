@@ -84,7 +84,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         else if (strcmp(a, "-r") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1000, &o->reps)) return -1; }
         else if (strcmp(a, "-c") == 0 || strcmp(a, "--ctx-size") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 1u << 24, &o->n_ctx)) return -1; }
         else if (strcmp(a, "--kv-type") == 0) { if (app_parse_kv_type(k_cmd, a, v, &o->kv_type)) return -1; }
-        else if (strcmp(a, "--activations") == 0) { if (app_parse_activations(k_cmd, a, v, true, &o->activations)) return -1; }
+        else if (strcmp(a, "--activations") == 0) { if (app_parse_activations(k_cmd, a, v, &o->activations)) return -1; }
         else if (strcmp(a, "--device") == 0) { if (app_parse_device(k_cmd, a, v, &o->device)) return -1; }
         else if (strcmp(a, "--parallel") == 0) { if (app_parse_u32(k_cmd, a, v, 1, 256, &o->parallel)) return -1; }
         else {

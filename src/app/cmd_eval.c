@@ -151,7 +151,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
             o->images[o->n_images++] = v;
         }
         else if (strcmp(a, "--activations") == 0) {
-            if (app_parse_activations(k_cmd, a, v, true, &o->activations)) return -1;
+            if (app_parse_activations(k_cmd, a, v, &o->activations)) return -1;
         }
         else if (strcmp(a, "--image-wrap") == 0) {
             if (strcmp(v, "golden") && strcmp(v, "official")) {

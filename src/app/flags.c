@@ -72,13 +72,12 @@ const char *app_flag_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
-int app_parse_activations(const char *cmd, const char *flag, const char *text, bool allow_exact,
-                          app_activations *out) {
-    if (allow_exact && strcmp(text, "exact") == 0) *out = APP_ACT_EXACT;
+int app_parse_activations(const char *cmd, const char *flag, const char *text, app_activations *out) {
+    if (strcmp(text, "exact") == 0) *out = APP_ACT_EXACT;
     else if (strcmp(text, "int15") == 0) *out = APP_ACT_INT15;
     else if (strcmp(text, "int8") == 0) *out = APP_ACT_INT8;
     else {
-        app_error(cmd, "%s must be %sint15 or int8, got '%s'", flag, allow_exact ? "exact, " : "", text);
+        app_error(cmd, "%s must be exact, int15 or int8, got '%s'", flag, text);
         return -1;
     }
     return 0;
@@ -95,7 +94,7 @@ const char *app_activations_name(app_activations a) {
 
 int app_parse_activations_cp(const char *cmd, const char *flag, const char *text, g3_context_params *cp) {
     app_activations a;
-    if (app_parse_activations(cmd, flag, text, true, &a)) return -1;
+    if (app_parse_activations(cmd, flag, text, &a)) return -1;
     app_apply_activations(a, cp);
     return 0;
 }

@@ -144,7 +144,7 @@ ALWAYS_INLINE __m512i load_upto(const uint8_t *p, int i, int need) {
     return _mm512_maskz_loadu_epi8((__mmask64)((1ULL << left) - 1), p + 64 * i);
 }
 
-ALWAYS_INLINE __m512 gather_f16_scales(const uint8_t *p, int stride, uint32_t n) {
+ALWAYS_INLINE __m512 load_f16_scales(const uint8_t *p, int stride, uint32_t n) {
     const int words = stride / 2, need = (int)(n - 1) * stride + 2;
     const __mmask32 valid = n >= 16 ? 0xffff : (__mmask32)((1u << n) - 1);
     __m512i r = _mm512_setzero_si512();
@@ -242,9 +242,9 @@ ALWAYS_INLINE legacy_acc legacy_step(legacy_acc s, const uint8_t *p, uint32_t n,
     const int bytes = leg_bytes(kind);
     PREFETCH_STEP(p, n * bytes);
     const __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
-    const __m512 dw = gather_f16_scales(p, bytes, n);
+    const __m512 dw = load_f16_scales(p, bytes, n);
     const __m512 sc = _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(m, a->d + g));
-    const __m512 cw = leg_has_min(kind) ? gather_f16_scales(p + 2, bytes, n) : dw;
+    const __m512 cw = leg_has_min(kind) ? load_f16_scales(p + 2, bytes, n) : dw;
     s.corr = _mm512_fmadd_ps(cw, _mm512_maskz_loadu_ps(m, (a8 ? a->dsum8 : a->dsum) + g), s.corr);
     for (uint32_t k = 0; 2 * k < n; k++) {
         const bool two = 2 * k + 1 < n;
