@@ -660,7 +660,9 @@ static void test_matmul_driver(void **state) {
     g3_thread_pool *pool;
     g3_error err;
     assert_int_equal(g3_thread_pool_new(3, &pool, &err), 0);
-    const uint32_t K = 256, N1 = 200, N2 = 67, F = 96, Tmax = 9;
+    /* T: decode (1, 5), one tile step (9), more rows than a GeGLU step (70) */
+    const uint32_t K = 256, N1 = 200, N2 = 67, F = 96, Tmax = 70;
+    const uint32_t Ts[] = {1, 5, 9, Tmax};
     g3_mm mm;
     assert_int_equal(g3_mm_init(&mm, pool, k, Tmax, K, &err), 0);
     const uint32_t types[] = {G3_TYPE_Q4_0, G3_TYPE_Q8_0, G3_TYPE_Q6_K, G3_TYPE_Q4_1, G3_TYPE_Q5_1, G3_TYPE_IQ4_NL,
@@ -679,7 +681,8 @@ static void test_matmul_driver(void **state) {
         assert_int_equal(g3_qa_alloc(&qa, Tmax, K), 0);
         assert_int_equal(g3_qa_alloc(&qh, Tmax, F), 0);
         fill_acts(x, Tmax * K);
-        for (uint32_t T = 1; T <= Tmax; T += 4) {
+        for (size_t ts = 0; ts < sizeof Ts / sizeof Ts[0]; ts++) {
+            const uint32_t T = Ts[ts];
             const bool q8 = g3_mm_wants_q8(&mm, &m1);
             if (q8) g3_mm_quantize_input(&mm, x, K, T, K, &qa);
             const g3_mm_in in = {T, K, x, K, q8 ? &qa : NULL};

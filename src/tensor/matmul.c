@@ -19,7 +19,8 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 static const uint32_t k_quant_types[] = {G3_TYPE_Q8_0, G3_TYPE_Q4_0, G3_TYPE_Q5_0, G3_TYPE_Q4_1, G3_TYPE_Q5_1,
                                          G3_TYPE_IQ4_NL, G3_TYPE_Q4_K, G3_TYPE_Q5_K, G3_TYPE_Q6_K};
 
-/* Per-thread sizes: packed tile, packer scratch, staging floats. */
+/* Per-thread sizes: packed tile (two are kept: the batched GeGLU's gate
+ * and up tiles), packer scratch, staging floats. */
 static void thread_sizes(const g3_kernels *k, uint32_t max_T, uint32_t max_K, size_t *tile, size_t *tmp,
                          size_t *stage) {
     *tile = *tmp = 0;
@@ -46,7 +47,8 @@ static void thread_sizes(const g3_kernels *k, uint32_t max_T, uint32_t max_K, si
 uint64_t g3_mm_bytes(const g3_kernels *k, uint32_t n_threads, uint32_t max_T, uint32_t max_K) {
     size_t tile, tmp, stage;
     thread_sizes(k, max_T, max_K, &tile, &tmp, &stage);
-    return (uint64_t)n_threads * (align64(tile) + align64(tmp) + align64(stage * sizeof(float)) + 4 * sizeof(g3_mm_chunks));
+    return (uint64_t)n_threads *
+           (2 * align64(tile) + align64(tmp) + align64(stage * sizeof(float)) + 4 * sizeof(g3_mm_chunks));
 }
 
 int g3_mm_init(g3_mm *mm, g3_thread_pool *pool, const g3_kernels *k, uint32_t max_T, uint32_t max_K,
@@ -58,7 +60,8 @@ int g3_mm_init(g3_mm *mm, g3_thread_pool *pool, const g3_kernels *k, uint32_t ma
     mm->max_T = max_T;
     mm->max_K = max_K;
     thread_sizes(k, max_T, max_K, &mm->tile_bytes, &mm->tmp_bytes, &mm->stage_floats);
-    mm->per_thread = align64(mm->tile_bytes) + align64(mm->tmp_bytes) + align64(mm->stage_floats * sizeof(float));
+    mm->per_thread =
+        2 * align64(mm->tile_bytes) + align64(mm->tmp_bytes) + align64(mm->stage_floats * sizeof(float));
     size_t total;
     void *p = NULL;
     if (g3_mul_overflow_size(mm->per_thread, mm->nth, &total) || posix_memalign(&p, 64, total) != 0)
@@ -80,9 +83,12 @@ void g3_mm_free(g3_mm *mm) {
     memset(mm, 0, sizeof *mm);
 }
 
-static uint8_t *thread_tile(const g3_mm *mm, uint32_t ith) { return mm->buf + ith * mm->per_thread; }
+/* which: 0 or 1 (two tiles per thread) */
+static uint8_t *thread_tile(const g3_mm *mm, uint32_t ith, int which) {
+    return mm->buf + ith * mm->per_thread + which * align64(mm->tile_bytes);
+}
 static void *thread_tmp(const g3_mm *mm, uint32_t ith) {
-    return thread_tile(mm, ith) + align64(mm->tile_bytes);
+    return thread_tile(mm, ith, 0) + 2 * align64(mm->tile_bytes);
 }
 static float *thread_stage(const g3_mm *mm, uint32_t ith) {
     return (float *)((uint8_t *)thread_tmp(mm, ith) + align64(mm->tmp_bytes));
@@ -104,6 +110,21 @@ static bool use_tiles(const g3_mm *mm, mm_kind kind, uint32_t T) {
     return T >= G3_MM_GEMM_MIN_T && mm->k->panel_rows && kind != KIND_REF;
 }
 
+/* Packs the n (<= G3_TILE_ROWS) rows of w from r0 into a tile. */
+static void pack_tile(const g3_mm *mm, uint32_t ith, mm_kind kind, const g3_mm_in *in, const g3_matrix *w,
+                      uint64_t r0, uint32_t n, uint8_t *tile) {
+    const uint8_t *rows = (const uint8_t *)w->data + r0 * w->row_bytes;
+    if (kind == KIND_Q8) mm->k->qpack_tile(w->type, rows, w->row_bytes, n, in->K, tile, thread_tmp(mm, ith));
+    else mm->k->fpack_tile(w->type, rows, w->row_bytes, n, in->K, (float *)tile);
+}
+
+/* out[t*ldo + i] = row i of a packed tile (n rows) . input row t, t in [t0, t1) */
+static void tile_product(const g3_mm *mm, mm_kind kind, const g3_mm_in *in, const g3_matrix *w,
+                         const uint8_t *tile, uint32_t n, uint32_t t0, uint32_t t1, float *out, size_t ldo) {
+    if (kind == KIND_Q8) mm->k->qgemm_tile(w->type, tile, in->K, in->q, t0, t1, out, ldo, n);
+    else mm->k->fgemm_tile((const float *)tile, in->K, in->x, in->ldx, t0, t1, out, ldo, n);
+}
+
 /* out (first output of the unit; out[t*ldo + i]) = rows r0..r0+nr of w . in */
 static void run_rows(const g3_mm *mm, uint32_t ith, const g3_mm_in *in, const g3_matrix *w, uint64_t r0,
                      uint32_t nr, float *out, size_t ldo) {
@@ -112,16 +133,11 @@ static void run_rows(const g3_mm *mm, uint32_t ith, const g3_mm_in *in, const g3
     const uint8_t *rows = (const uint8_t *)w->data + r0 * w->row_bytes;
     const size_t rb = w->row_bytes;
     if (use_tiles(mm, kind, in->T)) {
-        uint8_t *tile = thread_tile(mm, ith);
+        uint8_t *tile = thread_tile(mm, ith, 0);
         for (uint32_t done = 0; done < nr; done += G3_TILE_ROWS) {
             const uint32_t n = nr - done < G3_TILE_ROWS ? nr - done : G3_TILE_ROWS;
-            if (kind == KIND_Q8) {
-                k->qpack_tile(w->type, rows + done * rb, rb, n, in->K, tile, thread_tmp(mm, ith));
-                k->qgemm_tile(w->type, tile, in->K, in->q, 0, in->T, out + done, ldo, n);
-            } else {
-                k->fpack_tile(w->type, rows + done * rb, rb, n, in->K, (float *)tile);
-                k->fgemm_tile((const float *)tile, in->K, in->x, in->ldx, 0, in->T, out + done, ldo, n);
-            }
+            pack_tile(mm, ith, kind, in, w, r0 + done, n, tile);
+            tile_product(mm, kind, in, w, tile, n, 0, in->T, out + done, ldo);
         }
         return;
     }
@@ -318,10 +334,10 @@ typedef struct geglu_task {
  * the share's first row), then gelu(gate) * up and its 8-bit form, per
  * stream piece (whole 32-row blocks: shares, streams and chunks start at
  * multiples of 32) */
-static void geglu_epilogue(const geglu_task *task, uint32_t ith, uint64_t r0, uint32_t nr, const float *stage,
-                           size_t lds) {
+static void geglu_epilogue(const geglu_task *task, uint64_t r0, uint32_t nr, uint32_t t0, uint32_t t1,
+                           const float *stage, size_t lds) {
     const g3_mm *mm = task->mm;
-    for (uint32_t t = 0; t < task->in->T; t++) {
+    for (uint32_t t = t0; t < t1; t++) {
         float *hr = task->h + t * task->ldh;
         mm->k->gelu_mul(hr + r0, stage + t * lds, nr);
         if (task->hq) {
@@ -343,17 +359,36 @@ static void geglu_chunk(const geglu_task *task, uint32_t ith, uint32_t owner, ui
         const uint64_t a = sh.lo + (uint64_t)st * sh.per + i0;
         uint64_t b = sh.lo + (uint64_t)st * sh.per + i1;
         if (b > sh.hi) b = sh.hi;
-        if (a < b) geglu_epilogue(task, ith, a, (uint32_t)(b - a), stage + (a - sh.lo), lds);
+        if (a < b) geglu_epilogue(task, a, (uint32_t)(b - a), 0, task->in->T, stage + (a - sh.lo), lds);
     }
 }
+
+/* Input rows per step of the tiled GeGLU: their gate outputs and staged up
+ * outputs are still in L1/L2 when the epilogue reads them (all T rows of
+ * a tile at once went out to L3 first: 128 bytes, 27 KiB apart, per row) */
+#define GEGLU_T_STEP 64
 
 /* batched: rows [r0, r0+nr) (multiples of 32) of the unit, up staged */
 static void geglu_rows(const geglu_task *task, uint32_t ith, uint64_t r0, uint32_t nr) {
     const g3_mm *mm = task->mm;
+    const g3_mm_in *in = task->in;
     float *stage = thread_stage(mm, ith);
+    const mm_kind kg = kind_of(mm, in, task->wg), ku = kind_of(mm, in, task->wu);
+    if (nr <= G3_TILE_ROWS && use_tiles(mm, kg, in->T) && use_tiles(mm, ku, in->T)) {
+        uint8_t *tg = thread_tile(mm, ith, 0), *tu = thread_tile(mm, ith, 1);
+        pack_tile(mm, ith, kg, in, task->wg, r0, nr, tg);
+        pack_tile(mm, ith, ku, in, task->wu, r0, nr, tu);
+        for (uint32_t t0 = 0; t0 < in->T; t0 += GEGLU_T_STEP) {
+            const uint32_t t1 = in->T - t0 < GEGLU_T_STEP ? in->T : t0 + GEGLU_T_STEP;
+            tile_product(mm, kg, in, task->wg, tg, nr, t0, t1, task->h + r0, task->ldh);
+            tile_product(mm, ku, in, task->wu, tu, nr, t0, t1, stage, nr);
+            geglu_epilogue(task, r0, nr, t0, t1, stage, nr);
+        }
+        return;
+    }
     run_rows(mm, ith, task->in, task->wg, r0, nr, task->h + r0, task->ldh);
     run_rows(mm, ith, task->in, task->wu, r0, nr, stage, nr);
-    geglu_epilogue(task, ith, r0, nr, stage, nr);
+    geglu_epilogue(task, r0, nr, 0, in->T, stage, nr);
 }
 
 static void geglu_worker(void *arg, uint32_t ith, uint32_t nth) {
@@ -389,8 +424,15 @@ void g3_mm_geglu(g3_mm *mm, const g3_mm_in *in, const g3_matrix *wg, const g3_ma
     task.units = (wg->n_out + task.rows_per_unit - 1) / task.rows_per_unit;
     if (decode_split(in))
         for (uint32_t t = 0; t < mm->nth; t++) chunks_reset(&mm->chunks[t], share_of(wg->n_out, t, mm->nth).n_chunks);
+    /* batched: the 8-bit form is made afterwards, a row at a time. Made per
+     * 32-row tile it would write 32 bytes (and 4-byte scales) of each of
+     * the T rows per tile: half cache lines, whose other halves the other
+     * thread's tile is writing at the same time (measured on the 1B
+     * prefill: the quantizer stalled on these lines, 8% of the time) */
+    if (!decode_split(in)) task.hq = NULL;
     atomic_init(&task.next, 0);
     g3_thread_pool_run(mm->pool, geglu_worker, &task);
+    if (hq && !task.hq) g3_mm_quantize_input(mm, h, ldh, in->T, hq->K, hq);
 }
 
 /* ---- inputs: norm and quantization ---- */
