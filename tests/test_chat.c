@@ -4,7 +4,9 @@
  * - a follow-up prefills only the new tokens, and its logits equal those of a
  *   full re-prefill of the whole conversation;
  * - `run` and `chat` (piped stdin) on the tiny golden model give the golden
- *   greedy continuation as text. */
+ *   greedy continuation as text;
+ * - the answer's text stream drops NUL bytes (the byte token <0x00>) and
+ *   holds back a stop string that arrives split over pieces. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <setjmp.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "chat/text_stream.h"
 #include "gemma3_chat.h"
 #include "test_util.h"
 
@@ -449,6 +452,49 @@ static void test_dropped_turns_are_announced(void **state) {
 
 /* Piped output: the answer's line ends before anything else is written (the
  * newline sat in stdout's buffer until the next answer). */
+typedef struct seen_text {
+    char buf[64];
+    size_t len;
+} seen_text;
+
+static bool collect_text(const char *text, size_t len, void *user) {
+    seen_text *s = user;
+    assert_true(s->len + len < sizeof s->buf);
+    memcpy(s->buf + s->len, text, len);
+    s->len += len;
+    return true;
+}
+
+static void test_text_stream_drops_nul_bytes(void **state) {
+    (void)state;
+    const char *stop[] = {"<eos>", NULL};
+    seen_text seen = {{0}, 0};
+    g3_text_stream o = {.stop = stop, .on_text = collect_text, .user = &seen};
+    g3_error err;
+    /* a NUL inside a piece, one alone, and a stop string split over pieces */
+    const struct {
+        const char *bytes;
+        size_t n;
+    } pieces[] = {{"ab\0cd", 5}, {"\0", 1}, {"ef<e", 4}, {"os>gh", 5}};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(g3_text_stream_append(&o, pieces[i].bytes, pieces[i].n, &err), 0);
+        g3_text_stream_update(&o, false);
+    }
+    g3_text_stream_update(&o, true);
+    assert_true(o.dropped_nul);
+    assert_true(o.stopped_by_string);
+    assert_int_equal(o.len, 6);
+    assert_string_equal(o.text, "abcdef");
+    assert_int_equal(seen.len, 6);
+    assert_memory_equal(seen.buf, "abcdef", 6);
+    g3_text_stream_free(&o);
+
+    g3_text_stream clean = {0};
+    assert_int_equal(g3_text_stream_append(&clean, "plain", 5, &err), 0);
+    assert_false(clean.dropped_nul);
+    g3_text_stream_free(&clean);
+}
+
 static void test_piped_answer_ends_its_line(void **state) {
     int status;
     char *out = chat_piped("Hello, how are you?\n/help\n", "--temp 0 --repeat-penalty 1 -n 3 -v", &status);
@@ -476,6 +522,7 @@ int main(void) {
         cmocka_unit_test(test_refused_attachment_leaves_nothing_pending),
         cmocka_unit_test(test_dropped_turns_are_announced),
         cmocka_unit_test(test_piped_answer_ends_its_line),
+        cmocka_unit_test(test_text_stream_drops_nul_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

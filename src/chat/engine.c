@@ -445,8 +445,10 @@ static void finish(g3_engine *e, job *j, g3_stop_reason stop) {
     res->stop = stop;
     res->text = j->out.text ? j->out.text : "";
     res->text_len = j->out.len;
-    res->ids = j->out.stopped_by_string ? NULL : j->gen_ids;
-    res->n_ids = j->out.stopped_by_string ? 0 : j->n_gen;
+    /* the ids only when they are exactly the text */
+    const bool ids_are_text = !j->out.stopped_by_string && !j->out.dropped_nul;
+    res->ids = ids_are_text ? j->gen_ids : NULL;
+    res->n_ids = ids_are_text ? j->n_gen : 0;
     res->n_generated = (uint32_t)j->n_gen;
     res->queue_s = (j->t_start ? j->t_start : t) - j->t_submit;
     if (j->t_prefill) res->prefill_s = (j->t_answer ? j->t_answer : t) - j->t_prefill;

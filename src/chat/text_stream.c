@@ -14,8 +14,10 @@ int g3_text_stream_append(g3_text_stream *o, const char *piece, size_t n, g3_err
         o->text = grown;
         o->cap = cap;
     }
-    memcpy(o->text + o->len, piece, n);
-    o->len += n;
+    for (size_t i = 0; i < n; i++) {
+        if (piece[i]) o->text[o->len++] = piece[i];
+        else o->dropped_nul = true;
+    }
     o->text[o->len] = 0;
     return 0;
 }

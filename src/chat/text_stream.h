@@ -3,7 +3,10 @@
  * Pieces of text are appended as tokens are detokenized; text that could
  * still turn into a stop string is held back until it cannot, so a stop
  * string never reaches the reader, even in part. When one appears, the text
- * is cut where it starts. */
+ * is cut where it starts. A NUL byte (a model can emit the byte token
+ * <0x00>) is dropped: the text is a C string for every reader after this
+ * (the conversation, the store, JSON), which would end it there and lose
+ * the rest of the answer. */
 #ifndef G3_CHAT_TEXT_STREAM_H
 #define G3_CHAT_TEXT_STREAM_H
 
@@ -19,9 +22,11 @@ typedef struct g3_text_stream {
     g3_on_text on_text;
     void *user;
     bool stopped_by_string, stopped_by_callback;
+    bool dropped_nul; /* a NUL byte was left out: the text is not exactly the tokens */
 } g3_text_stream;
 
-/* Adds a piece (no NUL needed). Fails only when out of memory. */
+/* Adds a piece (no terminating NUL needed; NUL bytes in it are dropped).
+ * Fails only when out of memory. */
 int g3_text_stream_append(g3_text_stream *o, const char *piece, size_t n, g3_error *err);
 /* Looks for stop strings and hands the text that is safe to on_text; with
  * final, everything left. */
