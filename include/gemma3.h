@@ -135,14 +135,13 @@ typedef struct g3_context_params {
      * path, AVX2 ~0.5x (its 15-bit integer products are the slower ones);
      * decode ~1.3x. No effect on the scalar path, which is always exact. */
     bool exact_activations;
-    /* Decoding (fewer than 8 tokens per pass) rounds the input of quantized
-     * weights to 8 bits (q1 of the 15-bit form: llama.cpp's Q8_0
-     * activations) instead of 15: one integer dot product per weight block
-     * instead of two. Prefill keeps 15 bits. KL divergence from exact
-     * activations and agreement, measured on the real 270M, in
-     * bench/RESULTS.md. Only AVX-512 has the 8-bit kernels (elsewhere the
-     * flag changes nothing); ignored with exact_activations. */
-    bool int8_decode;
+    /* The input of quantized weights is rounded to 8 bits (q1 of the
+     * 15-bit form: llama.cpp's Q8_0 activations) instead of 15, in decode
+     * and prefill: one integer dot product per weight block instead of two.
+     * KL divergence from exact activations and agreement, measured on the
+     * real 270M, in bench/RESULTS.md. Only AVX-512 has the 8-bit kernels
+     * (elsewhere the flag changes nothing); ignored with exact_activations. */
+    bool int8_activations;
     /* CPU or the CUDA backend (src/cuda/g3_cuda.h: the text model on the
      * GPU, the KV cache in device memory, any of the four types). With
      * CUDA, n_threads is unused, the memory check is against the GPU's

@@ -231,24 +231,34 @@ static void test_activations_flag(void **state) {
     result r = cli(NULL, "make-test-model --quiet --shape tiny --type q4_0 --seed 5 -o " G3_TEST_TMP "/act-q4.gguf");
     assert_int_equal(r.status, 0);
     result_free(&r);
-#define ACT_EVAL "eval -m " G3_TEST_TMP "/act-q4.gguf --chunk 1 --tokens 2,105,236,107,12,40,77,300,41,9,18,33 "
-    r = cli(NULL, ACT_EVAL "--activations exact --logits " G3_TEST_TMP "/act-exact.f32");
+#define ACT_EVAL "eval -m " G3_TEST_TMP "/act-q4.gguf --tokens 2,105,236,107,12,40,77,300,41,9,18,33 "
+    r = cli(NULL, ACT_EVAL "--chunk 1 --activations exact --logits " G3_TEST_TMP "/act-exact.f32");
     assert_int_equal(r.status, 0);
     result_free(&r);
-    r = cli(NULL, ACT_EVAL "--activations int15 --kl-base " G3_TEST_TMP "/act-exact.f32");
-    assert_int_equal(r.status, 0);
-    expect(r.out, "\"positions\": 12,");
-    const double kl15 = kl_mean_of(r.out);
-    result_free(&r);
-    r = cli(NULL, ACT_EVAL "--activations int8 --kl-base " G3_TEST_TMP "/act-exact.f32");
-    assert_int_equal(r.status, 0);
-    const double kl8 = kl_mean_of(r.out);
-    result_free(&r);
-    printf("KL from exact: int15 %.3g, int8 %.3g\n", kl15, kl8);
-    assert_true(kl15 >= 0 && kl15 < 1e-4);
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && !getenv("G3_CPU"))
-        assert_true(kl8 > 10 * kl15);
+    /* chunk 1: every token through the decode kernels; 12: one batched
+     * pass (the tile kernels) */
+    const char *chunks[] = {"1", "12"};
+    for (size_t c = 0; c < 2; c++) {
+        char args[512];
+        snprintf(args, sizeof args, ACT_EVAL "--chunk %s --activations int15 --kl-base " G3_TEST_TMP "/act-exact.f32",
+                 chunks[c]);
+        r = cli(NULL, args);
+        assert_int_equal(r.status, 0);
+        expect(r.out, "\"positions\": 12,");
+        const double kl15 = kl_mean_of(r.out);
+        result_free(&r);
+        snprintf(args, sizeof args, ACT_EVAL "--chunk %s --activations int8 --kl-base " G3_TEST_TMP "/act-exact.f32",
+                 chunks[c]);
+        r = cli(NULL, args);
+        assert_int_equal(r.status, 0);
+        const double kl8 = kl_mean_of(r.out);
+        result_free(&r);
+        printf("KL from exact, chunk %s: int15 %.3g, int8 %.3g\n", chunks[c], kl15, kl8);
+        assert_true(kl15 >= 0 && kl15 < 1e-4);
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && !getenv("G3_CPU"))
+            assert_true(kl8 > 10 * kl15);
+    }
     r = cli(NULL, "eval -m " G3_TEST_TMP "/act-q4.gguf --tokens 2,105 --kl-base " G3_TEST_TMP "/act-exact.f32");
     assert_int_equal(r.status, 1);
     expect(r.err, "not the same sequence and model");

@@ -326,6 +326,27 @@ static void test_qgemm_tiles(void **state) {
                                     abs_dot(type, w + r * rb, xq, K));
                     }
                 }
+                if (!k->qgemm_tile8) continue; /* this path multiplies with 15 bits only */
+                for (size_t i = 0; i < (size_t)T * 40; i++) out[i] = 12345.0f;
+                k->qgemm_tile8(type, tile, K, &qa, 0, 6, out, 40, n);
+                k->qgemm_tile8(type, tile, K, &qa, 6, T, out, 40, n);
+                for (uint32_t t = 0; t < T; t++) {
+                    const g3_qa_row a = g3_qa_get_row(&qa, t);
+                    for (uint32_t k8 = 0; k8 < K; k8++) xq[k8] = 128.0f * a.d[k8 / 32] * (float)a.q1[k8];
+                    for (uint32_t r = 0; r < 40; r++) {
+                        if (r >= n) {
+                            if (out[t * 40 + r] != 12345.0f)
+                                fail_msg("%s qgemm8 %s wrote past row %u", g3_cpu_path_name(k->path),
+                                         g3_type_info_get(type)->name, n);
+                            continue;
+                        }
+                        char what[96];
+                        snprintf(what, sizeof what, "%s qgemm8 %s rows %u token %u row %u",
+                                 g3_cpu_path_name(k->path), g3_type_info_get(type)->name, n, t, r);
+                        check_close(what, out[t * 40 + r], g3_qa_dot8_ref(type, w + r * rb, &a, K),
+                                    abs_dot(type, w + r * rb, xq, K));
+                    }
+                }
             }
             free(tile);
             free(tmp);

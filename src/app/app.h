@@ -34,8 +34,8 @@ int app_parse_kv_type(const char *cmd, const char *flag, const char *text, g3_kv
  * CUDA backend and a GPU is present). */
 int app_parse_device(const char *cmd, const char *flag, const char *text, g3_device *out);
 /* --activations: how the input of quantized weights is rounded. exact: f32
- * products (eval's default); int15: 15-bit integers throughout; int8: 15-bit
- * prefill, 8-bit decode (g3_context_params.int8_decode). */
+ * products (eval's default); int15: 15-bit integers throughout; int8: 8-bit
+ * (g3_context_params.int8_activations). */
 typedef enum { APP_ACT_EXACT, APP_ACT_INT15, APP_ACT_INT8 } app_activations;
 int app_parse_activations(const char *cmd, const char *flag, const char *text, app_activations *out);
 void app_apply_activations(app_activations a, g3_context_params *cp);
@@ -47,9 +47,10 @@ const char *app_activations_name(app_activations a);
 int app_parse_activations_cp(const char *cmd, const char *flag, const char *text, g3_context_params *cp);
 #define APP_ACTIVATIONS_HELP \
     "  --activations A         int15 (default: 15-bit integer inputs of quantized weights,\n" \
-    "                          KL 1.4e-7 from exact on the 270M), int8 (8-bit decode on\n" \
-    "                          AVX-512: faster, KL 2.3e-3, another top token at 3 in 100\n" \
-    "                          steps; bench/RESULTS.md) or exact (f32 products)\n"
+    "                          KL 1.4e-7 from exact on the 270M), int8 (8-bit inputs on\n" \
+    "                          AVX-512, as llama.cpp: prefill 1.6x, decode up to 1.25x,\n" \
+    "                          KL 2.3e-3, another top token at 3 in 100 steps;\n" \
+    "                          bench/RESULTS.md) or exact (f32 products)\n"
 /* Prints (JSON, one line) the KL divergence and top-1 agreement of n_pos
  * rows of logits against the f32 file base_path (eval --logits of the
  * same sequence): logit_compare.c. */

@@ -85,7 +85,7 @@ int app_parse_activations(const char *cmd, const char *flag, const char *text, a
 
 void app_apply_activations(app_activations a, g3_context_params *cp) {
     cp->exact_activations = a == APP_ACT_EXACT;
-    cp->int8_decode = a == APP_ACT_INT8;
+    cp->int8_activations = a == APP_ACT_INT8;
 }
 
 const char *app_activations_name(app_activations a) {

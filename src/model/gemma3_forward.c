@@ -382,7 +382,7 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     }
     /* exact activations: no product asks for 8-bit input, so q8_for gives none */
     ctx->mm.f32_acts = params && params->exact_activations;
-    ctx->mm.int8_decode = params && params->int8_decode;
+    ctx->mm.int8_acts = params && params->int8_activations;
     const uint64_t U = s.n_ubatch, E = c->n_embd, QD = (uint64_t)c->n_head * c->head_dim,
                    KVD = (uint64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
     const uint32_t wide = (uint32_t)(E > QD ? E : QD);

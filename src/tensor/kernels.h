@@ -67,7 +67,7 @@ typedef struct g3_kernels {
     g3_qgemv_fn qgemv[G3_TYPE_COUNT];
     g3_qdot_rows_fn qdot_rows[G3_TYPE_COUNT];
     /* The same with 8-bit activations (q1 alone; quant_act.h): the fast
-     * decode path (g3_mm.int8_decode). NULL: none on this path, the 15-bit
+     * decode path (g3_mm.int8_acts). NULL: none on this path, the 15-bit
      * kernels are used. */
     g3_qdot_rows_fn qdot_rows8[G3_TYPE_COUNT];
     /* Bytes of a packed tile of G3_TILE_ROWS rows, and of the packer's scratch. */
@@ -78,6 +78,10 @@ typedef struct g3_kernels {
     /* out[t*ldo + r] for t in [t0, t1), r < n_rows: tile rows . act rows */
     void (*qgemm_tile)(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
                        uint32_t t1, float *out, size_t ldo, uint32_t n_rows);
+    /* The same with 8-bit activations (q1 alone, as qdot_rows8; the batched
+     * half of g3_mm.int8_acts). NULL: none on this path, qgemm_tile is used. */
+    void (*qgemm_tile8)(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
+                        uint32_t t1, float *out, size_t ldo, uint32_t n_rows);
 
     /* ---- f32 activations: float weights; quantized weights on the scalar
      * path and in exact-activation mode (g3_mm.f32_acts), dequantized

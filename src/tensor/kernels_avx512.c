@@ -566,26 +566,42 @@ static void qpack_tile(uint32_t type, const uint8_t *rows, size_t row_bytes, uin
     }
 }
 
-/* C activation rows x 2 panels (32 weight rows). */
+/* The correction of 8-bit activations from a panel's 15-bit one: sum
+ * (q1 + 128) w - 128 sum w = sum q1 w, and the panel holds corr = -129 sum
+ * w. sum w = -corr / 129 exactly: |corr| < 2^20, so the f32 quotient is
+ * within 1e-3 of the integer it rounds to. */
+ALWAYS_INLINE __m512i corr8_of(__m512i corr15) {
+    const __m512 ws = _mm512_mul_ps(_mm512_cvtepi32_ps(corr15), _mm512_set1_ps(-1.0f / 129.0f));
+    return _mm512_add_epi32(corr15, _mm512_cvtps_epi32(ws));
+}
+
+/* C activation rows x 2 panels (32 weight rows). a8: 8-bit activations
+ * (q1 alone, scale 128 d; quant_act.h): one vpdpbusd per 4 values instead
+ * of two. */
 ALWAYS_INLINE void qgemm_rows(const uint8_t *tile, size_t pbytes, uint32_t n_sub, uint32_t S, bool has_min,
-                              const g3_qa *act, uint32_t t, int C, float *out, size_t ldo, __mmask16 m0,
+                              bool a8, const g3_qa *act, uint32_t t, int C, float *out, size_t ldo, __mmask16 m0,
                               __mmask16 m1) {
     const size_t sub = (size_t)S * PR + PR * (has_min ? 12 : 8);
     const size_t K = act->K;
     __m512 f0[4], f1[4];
     for (int c = 0; c < C; c++) f0[c] = f1[c] = _mm512_setzero_ps();
     const uint8_t *q1u = act->q1u + t * K, *q2u = act->q2u + t * K;
-    const float *da = act->d + t * (K / 32), *ds = act->dsum + t * (K / 32);
+    const float *da = act->d + t * (K / 32), *ds = (a8 ? act->dsum8 : act->dsum) + t * (K / 32);
+    const float da_unit = a8 ? 128.0f : 1.0f; /* q1's scale is 128 d */
     for (uint32_t s = 0; s < n_sub; s++) {
         const uint8_t *p0 = tile + s * sub, *p1 = p0 + pbytes;
-        const __m512i c0 = _mm512_loadu_si512(p0 + S * PR + 64), c1 = _mm512_loadu_si512(p1 + S * PR + 64);
+        __m512i c0 = _mm512_loadu_si512(p0 + S * PR + 64), c1 = _mm512_loadu_si512(p1 + S * PR + 64);
+        if (a8) {
+            c0 = corr8_of(c0);
+            c1 = corr8_of(c1);
+        }
         __m512i i0[4], i1[4];
         for (int c = 0; c < C; c++) {
             i0[c] = c0;
             i1[c] = c1;
         }
         /* corr + sum q1u w, times 128, + sum q2u w = sum Q w (quant_act.h) */
-        for (int part = 0; part < 2; part++) {
+        for (int part = 0; part < (a8 ? 1 : 2); part++) {
             const uint8_t *qu = part ? q2u : q1u;
             if (part)
                 for (int c = 0; c < C; c++) {
@@ -605,7 +621,7 @@ ALWAYS_INLINE void qgemm_rows(const uint8_t *tile, size_t pbytes, uint32_t n_sub
         const __m512 s1 = _mm512_loadu_ps((const float *)(p1 + S * PR));
         const uint32_t ab = s * S / 32;
         for (int c = 0; c < C; c++) {
-            const __m512 dab = _mm512_set1_ps(da[c * (K / 32) + ab]);
+            const __m512 dab = _mm512_set1_ps(da[c * (K / 32) + ab] * da_unit);
             f0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[c]), _mm512_mul_ps(s0, dab), f0[c]);
             f1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[c]), _mm512_mul_ps(s1, dab), f1[c]);
         }
@@ -625,28 +641,39 @@ ALWAYS_INLINE void qgemm_rows(const uint8_t *tile, size_t pbytes, uint32_t n_sub
     }
 }
 
-ALWAYS_INLINE void qgemm_layout(const uint8_t *tile, uint32_t K, uint32_t S, bool has_min, const g3_qa *act,
-                                uint32_t t0, uint32_t t1, float *out, size_t ldo, uint32_t n_rows) {
+ALWAYS_INLINE void qgemm_layout(const uint8_t *tile, uint32_t K, uint32_t S, bool has_min, bool a8,
+                                const g3_qa *act, uint32_t t0, uint32_t t1, float *out, size_t ldo,
+                                uint32_t n_rows) {
     const uint32_t n_sub = K / S;
     const size_t pbytes = n_sub * ((size_t)S * PR + PR * (has_min ? 12 : 8));
     const __mmask16 m0 = n_rows >= 16 ? 0xffff : (__mmask16)((1u << n_rows) - 1);
     const __mmask16 m1 = n_rows >= 32 ? 0xffff : n_rows <= 16 ? 0 : (__mmask16)((1u << (n_rows - 16)) - 1);
     uint32_t t = t0;
-    for (; t + 4 <= t1; t += 4) qgemm_rows(tile, pbytes, n_sub, S, has_min, act, t, 4, out, ldo, m0, m1);
+    for (; t + 4 <= t1; t += 4) qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 4, out, ldo, m0, m1);
     switch (t1 - t) {
-    case 3: qgemm_rows(tile, pbytes, n_sub, S, has_min, act, t, 3, out, ldo, m0, m1); break;
-    case 2: qgemm_rows(tile, pbytes, n_sub, S, has_min, act, t, 2, out, ldo, m0, m1); break;
-    case 1: qgemm_rows(tile, pbytes, n_sub, S, has_min, act, t, 1, out, ldo, m0, m1); break;
+    case 3: qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 3, out, ldo, m0, m1); break;
+    case 2: qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 2, out, ldo, m0, m1); break;
+    case 1: qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 1, out, ldo, m0, m1); break;
     default: break;
     }
 }
 
+ALWAYS_INLINE void qgemm_any(uint32_t type, bool a8, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
+                             uint32_t t1, float *out, size_t ldo, uint32_t n_rows) {
+    const g3_panel_layout l = g3_panel_layout_of(type);
+    if (l.S == 16) qgemm_layout(tile, K, 16, false, a8, act, t0, t1, out, ldo, n_rows);
+    else if (l.has_min) qgemm_layout(tile, K, 32, true, a8, act, t0, t1, out, ldo, n_rows);
+    else qgemm_layout(tile, K, 32, false, a8, act, t0, t1, out, ldo, n_rows);
+}
+
 static void qgemm_tile(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0, uint32_t t1,
                        float *out, size_t ldo, uint32_t n_rows) {
-    const g3_panel_layout l = g3_panel_layout_of(type);
-    if (l.S == 16) qgemm_layout(tile, K, 16, false, act, t0, t1, out, ldo, n_rows);
-    else if (l.has_min) qgemm_layout(tile, K, 32, true, act, t0, t1, out, ldo, n_rows);
-    else qgemm_layout(tile, K, 32, false, act, t0, t1, out, ldo, n_rows);
+    qgemm_any(type, false, tile, K, act, t0, t1, out, ldo, n_rows);
+}
+
+static void qgemm_tile8(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
+                        uint32_t t1, float *out, size_t ldo, uint32_t n_rows) {
+    qgemm_any(type, true, tile, K, act, t0, t1, out, ldo, n_rows);
 }
 
 /* ------------------------------------------------------------------ */
@@ -999,4 +1026,5 @@ const g3_kernels g3_kernels_avx512 = {
                    [G3_TYPE_Q5_1] = qdot_rows8_q5_1, [G3_TYPE_IQ4_NL] = qdot_rows8_iq4_nl,
                    [G3_TYPE_Q4_K] = qdot_rows8_q4_k, [G3_TYPE_Q5_K] = qdot_rows8_q5_k,
                    [G3_TYPE_Q6_K] = qdot_rows8_q6_k},
+    .qgemm_tile8 = qgemm_tile8,
 };

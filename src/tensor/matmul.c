@@ -103,7 +103,7 @@ static mm_kind kind_of(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w) 
 /* The decode kernel of a quantized type: 8-bit activations when asked for
  * and the path has them, else 15-bit. */
 static g3_qdot_rows_fn qdot_kernel(const g3_mm *mm, const g3_kernels *kk, uint32_t type) {
-    return mm->int8_decode && kk->qdot_rows8[type] ? kk->qdot_rows8[type] : kk->qdot_rows[type];
+    return mm->int8_acts && kk->qdot_rows8[type] ? kk->qdot_rows8[type] : kk->qdot_rows[type];
 }
 
 static bool use_tiles(const g3_mm *mm, mm_kind kind, uint32_t T) {
@@ -121,7 +121,9 @@ static void pack_tile(const g3_mm *mm, uint32_t ith, mm_kind kind, const g3_mm_i
 /* out[t*ldo + i] = row i of a packed tile (n rows) . input row t, t in [t0, t1) */
 static void tile_product(const g3_mm *mm, mm_kind kind, const g3_mm_in *in, const g3_matrix *w,
                          const uint8_t *tile, uint32_t n, uint32_t t0, uint32_t t1, float *out, size_t ldo) {
-    if (kind == KIND_Q8) mm->k->qgemm_tile(w->type, tile, in->K, in->q, t0, t1, out, ldo, n);
+    if (kind == KIND_Q8)
+        (mm->int8_acts && mm->k->qgemm_tile8 ? mm->k->qgemm_tile8 : mm->k->qgemm_tile)(w->type, tile, in->K, in->q,
+                                                                                      t0, t1, out, ldo, n);
     else mm->k->fgemm_tile((const float *)tile, in->K, in->x, in->ldx, t0, t1, out, ldo, n);
 }
 

@@ -55,10 +55,10 @@ typedef struct g3_mm {
     size_t per_thread;
     g3_mm_chunks *chunks; /* [4 matrices][nth threads]: decode work lists */
     bool f32_acts;  /* every product takes f32 input (exact activations); set after g3_mm_init */
-    /* decode products (T < G3_MM_GEMM_MIN_T) of quantized weights take
-     * their input as 8-bit activations (q1 alone, kernels.h qdot_rows8);
-     * ignored with f32_acts; set after g3_mm_init */
-    bool int8_decode;
+    /* products of quantized weights take their input as 8-bit activations
+     * (q1 alone: kernels.h qdot_rows8 and qgemm_tile8, where the path has
+     * them); ignored with f32_acts; set after g3_mm_init */
+    bool int8_acts;
 } g3_mm;
 
 /* Per-thread buffers for products of up to max_T rows of at most max_K

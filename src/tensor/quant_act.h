@@ -24,7 +24,7 @@
  *   dsum[K/32] f32  d * sum(Q) over the block (mins and code offsets use it)
  *   s16[K/16] int32 sum(Q) per 16 (Q6_K's 16-element sub-blocks)
  *   dsum8[K/32] f32, s8_16[K/16] int32: dsum and s16 of q1 alone, with
- *             q1's scale 128 d (the 8-bit decode kernels below)
+ *             q1's scale 128 d (the 8-bit kernels below)
  *
  * Reference dot products (one weight row w of K elements with one row a):
  *   Q8_0, Q4_0, Q5_0 (32-blocks, code offset o = 0, 8, 16):
@@ -39,13 +39,16 @@
  * The integer sums are exact; only the order of the f32 additions differs
  * between the reference and the SIMD kernels.
  *
- * 8-bit decode (g3_kernels.qdot_rows8, g3_qa_dot8_ref): q1 alone is the
+ * 8-bit activations (g3_kernels.qdot_rows8 and qgemm_tile8,
+ * g3_qa_dot8_ref): q1 alone is the
  * activation rounded to 8 bits with the scale 128 d (llama.cpp's Q8_0
  * activations, up to its ties-to-even rounding), so the same formulas with
  * q1 for Q, 128 d for d, dsum8 for dsum and s8_16 for s16 give a product
  * that costs one byte dot product per weight block instead of two. Its
  * error (about 1/128 of the 15-bit one per value) is measured on the real
  * 270M in bench/RESULTS.md; the exact and 15-bit paths stay the reference.
+ * With panels (below) the 8-bit product starts from -128 sum w, which is
+ * corr + sum w (sum w = -corr / 129), and skips the q2u products.
  *
  * GEMM panels: for batched products a panel of R weight rows (R = 16 for
  * AVX-512, 8 for AVX2) is unpacked once into signed 8-bit values, interleaved
