@@ -67,6 +67,21 @@ ALWAYS_INLINE void reduce4_epi32(__m512i a, __m512i b, __m512i c, __m512i d, int
     out[3] = all[12];
 }
 
+/* The same for f32: out[r] = the sum of v[r]'s lanes, r < n (n <= 4; the
+ * others are not read). */
+ALWAYS_INLINE void reduce4_ps(const __m512 *v, int n, float *out) {
+    const __m512 z = _mm512_setzero_ps();
+    const __m512 a = v[0], b = n > 1 ? v[1] : z, c = n > 2 ? v[2] : z, d = n > 3 ? v[3] : z;
+    const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+    const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+    __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
+    u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4e));
+    u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));
+    _Alignas(64) float all[16];
+    _mm512_store_ps(all, u);
+    for (int r = 0; r < n; r++) out[r] = all[4 * r];
+}
+
 static void quantize_blocks(const float *x, uint32_t b0, uint32_t b1, const g3_qa_row_out *o) {
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f), s128 = _mm512_set1_ps(128.0f);
     const __m256i flip = _mm256_set1_epi8((char)0x80);
@@ -295,8 +310,9 @@ ALWAYS_INLINE void legacy_rows(const uint8_t *const *rows, int NR, uint32_t nb, 
     /* a8: the lane scales carry d, q1's scale is 128 d (dsum8 has it already) */
     __m512 dot_scale = _mm512_set1_ps(a8 ? 128.0f : 1.0f);
     if (kind == LEG_Q4_0 || kind == LEG_Q4_1) dot_scale = _mm512_mul_ps(dot_scale, x16_lanes());
-    for (int r = 0; r < NR; r++)
-        out[r] = _mm512_reduce_add_ps(_mm512_fmadd_ps(s[r].corr, _mm512_set1_ps(offset), _mm512_mul_ps(s[r].acc, dot_scale)));
+    __m512 sums[G3_DOT_ROWS];
+    for (int r = 0; r < NR; r++) sums[r] = _mm512_fmadd_ps(s[r].corr, _mm512_set1_ps(offset), _mm512_mul_ps(s[r].acc, dot_scale));
+    reduce4_ps(sums, NR, out);
 }
 
 typedef struct kq_acc {
@@ -400,9 +416,10 @@ ALWAYS_INLINE void kquant_rows(const uint8_t *const *rows, int NR, uint32_t nsb,
      * mins' (dsum8) have it */
     const float dot_scale = a8 ? 128.0f : 1.0f;
     const float aux_scale = kind == 2 ? -32.0f * dot_scale : -1.0f;
+    __m512 sums[G3_DOT_ROWS];
     for (int r = 0; r < NR; r++)
-        out[r] = _mm512_reduce_add_ps(
-            _mm512_fmadd_ps(s[r].aux, _mm512_set1_ps(aux_scale), _mm512_mul_ps(s[r].acc, _mm512_set1_ps(dot_scale))));
+        sums[r] = _mm512_fmadd_ps(s[r].aux, _mm512_set1_ps(aux_scale), _mm512_mul_ps(s[r].acc, _mm512_set1_ps(dot_scale)));
+    reduce4_ps(sums, NR, out);
 }
 
 /* Per type: rows given by pointers (qdot_rows, qdot_rows8: 15- and 8-bit
