@@ -10,9 +10,10 @@
 #
 # Environment: G3_BIN (default build/gemma-chat), THREADS (2), ROUNDS (3),
 # REPS (runs per engine and round after a warm-up, 3), N_PROMPT (512), N_GEN
-# (128), ACTIVATIONS (gemma-chat's decode modes, default "int15 int8"; the
-# first also runs the prefill test), BENCH_OUT (raw output, default
-# bench/out/compare-many, git-ignored).
+# (128), ACTIVATIONS (gemma-chat's activation modes, default "int15 int8";
+# each runs both tests; the first is the one the roofline columns of
+# llama.cpp use), BENCH_OUT (raw output, default bench/out/compare-many,
+# git-ignored).
 #
 # Each round runs, per model, gemma-chat once per activation mode and
 # llama-bench once, the order alternating between rounds, with the same
@@ -58,8 +59,7 @@ mkdir -p "$OUT"
 declare -A PP TG BW BPT RF
 
 g3_run() { # model-index mode round
-  local model=${FILES[$1]} p=0 tag json log
-  [ "$2" = "${MODES[0]}" ] && p=$N_PROMPT
+  local model=${FILES[$1]} p=$N_PROMPT tag json log
   tag="$OUT/g3-$1-$2-$3"
   log="$tag.log"
   json=$("$BIN" bench -m "$model" -p "$p" -n "$N_GEN" -r "$REPS" -t "$THREADS" --kv-type f16 \
@@ -124,8 +124,14 @@ echo "gemma-chat $g3_version (kernels ${kernels:-?}) vs llama.cpp $llama_version
 echo "CPU: $cpu, $(nproc) CPUs; $THREADS threads; f16 KV cache; median of $ROUNDS interleaved rounds"
 echo "(each: mean of $REPS runs after a warm-up); load average $load_before before, $load_after after"
 echo
-head="| model file | llama.cpp pp$N_PROMPT | gemma-chat pp$N_PROMPT | ratio | llama.cpp tg$N_GEN | roofline"
-sep="|---|---:|---:|---:|---:|---:"
+head="| model file | llama.cpp pp$N_PROMPT"
+sep="|---|---:"
+for m in "${MODES[@]}"; do
+  head+=" | gemma-chat pp$N_PROMPT $m | ratio"
+  sep+="|---:|---:"
+done
+head+=" | llama.cpp tg$N_GEN | roofline"
+sep+="|---:|---:"
 for m in "${MODES[@]}"; do
   head+=" | gemma-chat tg$N_GEN $m | ratio | roofline"
   sep+="|---:|---:|---:"
@@ -134,11 +140,13 @@ echo "$head | bandwidth GB/s | MB/token |"
 echo "$sep|---:|---:|"
 for i in "${!FILES[@]}"; do
   m0=${MODES[0]}
-  gpp=$(med PP "$i,$m0")
   lpp=$(med PP "$i,llama")
   ltg=$(med TG "$i,llama")
-  row=$(awk -v f="$(basename "${FILES[$i]}")" -v a="$lpp" -v b="$gpp" -v c="$ltg" -v rf="$(llama_rf "$i")" 'BEGIN {
-    printf "| %s | %.1f | %.1f | %.2fx | %.2f | %.0f%%", f, a, b, (a > 0 ? b / a : 0), c, 100 * rf }')
+  row=$(awk -v f="$(basename "${FILES[$i]}")" -v a="$lpp" 'BEGIN { printf "| %s | %.1f", f, a }')
+  for m in "${MODES[@]}"; do
+    row+=$(awk -v a="$lpp" -v b="$(med PP "$i,$m")" 'BEGIN { printf " | %.1f | %.2fx", b, (a > 0 ? b / a : 0) }')
+  done
+  row+=$(awk -v c="$ltg" -v rf="$(llama_rf "$i")" 'BEGIN { printf " | %.2f | %.0f%%", c, 100 * rf }')
   for m in "${MODES[@]}"; do
     row+=$(awk -v t="$(med TG "$i,$m")" -v l="$ltg" -v rf="$(med RF "$i,$m")" 'BEGIN {
       printf " | %.2f | %.2fx | %.0f%%", t, (l > 0 ? t / l : 0), 100 * rf }')
@@ -153,9 +161,7 @@ for i in "${!FILES[@]}"; do
   for ((r = 1; r <= ROUNDS; r++)); do
     line="- $(basename "${FILES[$i]}") round $r: llama.cpp pp ${PP[$i,llama,$r]} tg ${TG[$i,llama,$r]}"
     for m in "${MODES[@]}"; do
-      line+="; $m"
-      [ "$m" = "${MODES[0]}" ] && line+=" pp ${PP[$i,$m,$r]}"
-      line+=" tg ${TG[$i,$m,$r]} (bw ${BW[$i,$m,$r]})"
+      line+="; $m pp ${PP[$i,$m,$r]} tg ${TG[$i,$m,$r]} (bw ${BW[$i,$m,$r]})"
     done
     echo "$line"
   done

@@ -283,6 +283,37 @@ static void test_qdot_rows8_all_types(void **state) {
     }
 }
 
+/* One packed tile (n rows of w) times the T rows of qa, through the 15-bit
+ * or the 8-bit (a8) kernel in two calls (token ranges work), against the
+ * reference; nothing written past row n. out: T x 40, xq: K scratch. */
+static void check_qgemm(const g3_kernels *k, bool a8, uint32_t type, const uint8_t *tile, const uint8_t *w,
+                        size_t rb, uint32_t K, const g3_qa *qa, uint32_t T, uint32_t n, float *out, float *xq) {
+    const char *name = a8 ? "qgemm8" : "qgemm";
+    for (size_t i = 0; i < (size_t)T * 40; i++) out[i] = 12345.0f; /* sentinel */
+    (a8 ? k->qgemm_tile8 : k->qgemm_tile)(type, tile, K, qa, 0, 5, out, 40, n);
+    (a8 ? k->qgemm_tile8 : k->qgemm_tile)(type, tile, K, qa, 5, T, out, 40, n);
+    for (uint32_t t = 0; t < T; t++) {
+        const g3_qa_row a = g3_qa_get_row(qa, t);
+        if (a8)
+            for (uint32_t i = 0; i < K; i++) xq[i] = 128.0f * a.d[i / 32] * (float)a.q1[i];
+        else
+            dequant_act(qa, t, xq);
+        for (uint32_t r = 0; r < 40; r++) {
+            if (r >= n) {
+                if (out[t * 40 + r] != 12345.0f)
+                    fail_msg("%s %s %s wrote past row %u", g3_cpu_path_name(k->path), name,
+                             g3_type_info_get(type)->name, n);
+                continue;
+            }
+            char what[96];
+            snprintf(what, sizeof what, "%s %s %s rows %u token %u row %u", g3_cpu_path_name(k->path), name,
+                     g3_type_info_get(type)->name, n, t, r);
+            const float want = a8 ? g3_qa_dot8_ref(type, w + r * rb, &a, K) : g3_qa_dot_ref(type, w + r * rb, &a, K);
+            check_close(what, out[t * 40 + r], want, abs_dot(type, w + r * rb, xq, K));
+        }
+    }
+}
+
 static void test_qgemm_tiles(void **state) {
     const g3_kernels *paths[2];
     size_t np = simd_paths(paths);
@@ -305,48 +336,9 @@ static void test_qgemm_tiles(void **state) {
             float *out = malloc(sizeof(float) * T * 40);
             for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++) {
                 const uint32_t n = row_counts[ri];
-                for (size_t i = 0; i < (size_t)T * 40; i++) out[i] = 12345.0f; /* sentinel */
                 k->qpack_tile(type, w, rb, n, K, tile, tmp);
-                k->qgemm_tile(type, tile, K, &qa, 0, 5, out, 40, n);  /* two calls: token ranges work */
-                k->qgemm_tile(type, tile, K, &qa, 5, T, out, 40, n);
-                for (uint32_t t = 0; t < T; t++) {
-                    const g3_qa_row a = g3_qa_get_row(&qa, t);
-                    dequant_act(&qa, t, xq);
-                    for (uint32_t r = 0; r < 40; r++) {
-                        if (r >= n) {
-                            if (out[t * 40 + r] != 12345.0f)
-                                fail_msg("%s qgemm %s wrote past row %u", g3_cpu_path_name(k->path),
-                                         g3_type_info_get(type)->name, n);
-                            continue;
-                        }
-                        char what[96];
-                        snprintf(what, sizeof what, "%s qgemm %s rows %u token %u row %u",
-                                 g3_cpu_path_name(k->path), g3_type_info_get(type)->name, n, t, r);
-                        check_close(what, out[t * 40 + r], g3_qa_dot_ref(type, w + r * rb, &a, K),
-                                    abs_dot(type, w + r * rb, xq, K));
-                    }
-                }
-                if (!k->qgemm_tile8) continue; /* this path multiplies with 15 bits only */
-                for (size_t i = 0; i < (size_t)T * 40; i++) out[i] = 12345.0f;
-                k->qgemm_tile8(type, tile, K, &qa, 0, 6, out, 40, n);
-                k->qgemm_tile8(type, tile, K, &qa, 6, T, out, 40, n);
-                for (uint32_t t = 0; t < T; t++) {
-                    const g3_qa_row a = g3_qa_get_row(&qa, t);
-                    for (uint32_t k8 = 0; k8 < K; k8++) xq[k8] = 128.0f * a.d[k8 / 32] * (float)a.q1[k8];
-                    for (uint32_t r = 0; r < 40; r++) {
-                        if (r >= n) {
-                            if (out[t * 40 + r] != 12345.0f)
-                                fail_msg("%s qgemm8 %s wrote past row %u", g3_cpu_path_name(k->path),
-                                         g3_type_info_get(type)->name, n);
-                            continue;
-                        }
-                        char what[96];
-                        snprintf(what, sizeof what, "%s qgemm8 %s rows %u token %u row %u",
-                                 g3_cpu_path_name(k->path), g3_type_info_get(type)->name, n, t, r);
-                        check_close(what, out[t * 40 + r], g3_qa_dot8_ref(type, w + r * rb, &a, K),
-                                    abs_dot(type, w + r * rb, xq, K));
-                    }
-                }
+                check_qgemm(k, false, type, tile, w, rb, K, &qa, T, n, out, xq);
+                if (k->qgemm_tile8) check_qgemm(k, true, type, tile, w, rb, K, &qa, T, n, out, xq);
             }
             free(tile);
             free(tmp);
