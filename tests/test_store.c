@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -598,6 +600,83 @@ static void test_to_conversation(void **state) {
     assert_int_equal(g3_store_to_conversation(s, 9999, NULL, &c, &err), G3_STORE_NOT_FOUND);
     assert_int_equal(c.n_turns, 0);
     g3_store_close(s);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct rebuild_job {
+    g3_store *s;
+    int64_t id;
+    volatile int started;
+    double end;
+    int rc;
+    g3_error err;
+} rebuild_job;
+
+static void *rebuild_thread(void *arg) {
+    rebuild_job *j = arg;
+    g3_conversation c;
+    __atomic_store_n(&j->started, 1, __ATOMIC_SEQ_CST);
+    j->rc = g3_store_to_conversation(j->s, j->id, &k_model, &c, &j->err);
+    j->end = now_s();
+    if (!j->rc) g3_conversation_free(&c);
+    return NULL;
+}
+
+/* Rebuilding a conversation decodes its videos' frames (seconds for long
+ * ones) without holding the store: another thread lists the conversations
+ * meanwhile instead of waiting for the decoding. */
+static void test_rebuild_decodes_without_the_lock(void **state) {
+    (void)state;
+    const char *clip = G3_TEST_TMP "/store-long-clip.mp4";
+    video_clip_write(clip, 640, 360, 30, 6, false, 0.0);
+    size_t len;
+    uint8_t *mp4 = tu_read_file(clip, &len);
+    assert_non_null(mp4);
+    g3_store *s = open_ok(fresh("rebuild-lock"));
+    g3_error err;
+    g3_store_answer a = answer("Colours.");
+    /* enough copies of the clip that a rebuild takes at least 0.3 s here */
+    int64_t id = 0;
+    double took = 0;
+    for (size_t copies = 2; copies <= 1024 && took < 0.3; copies *= 2) {
+        g3_store_attachment_in *atts = calloc(copies, sizeof *atts);
+        assert_non_null(atts);
+        for (size_t i = 0; i < copies; i++)
+            atts[i] = (g3_store_attachment_in){.name = "clip.mp4", .media_type = "video/mp4", .data = mp4, .size = len};
+        g3_store_user_msg u = {.text = "Which colours?", .attachments = atts, .n_attachments = copies};
+        id = create_conv(s, NULL);
+        if (g3_store_append(s, id, &u, &a, NULL, NULL, &err)) fail_msg("%s", err.msg);
+        free(atts);
+        g3_conversation c;
+        const double t0 = now_s();
+        if (g3_store_to_conversation(s, id, &k_model, &c, &err)) fail_msg("%s", err.msg);
+        took = now_s() - t0;
+        g3_conversation_free(&c);
+    }
+    assert_true(took >= 0.3);
+    rebuild_job job = {.s = s, .id = id};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, rebuild_thread, &job), 0);
+    while (!__atomic_load_n(&job.started, __ATOMIC_SEQ_CST)) usleep(1000);
+    usleep((useconds_t)(took * 0.2 * 1e6)); /* well into the decoding */
+    g3_store_list_params lp = {0};
+    g3_store_list l;
+    const double t_list = now_s();
+    if (g3_store_list_convs(s, &lp, &l, &err)) fail_msg("%s", err.msg);
+    const double listed = now_s();
+    g3_store_list_free(&l);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    if (job.rc) fail_msg("rebuild: %s", job.err.msg);
+    printf("rebuild %.3f s; a list during it took %.3f s and ended %.3f s before the rebuild\n", took,
+           listed - t_list, job.end - listed);
+    assert_true(listed < job.end); /* it did not wait for the decoding */
+    g3_store_close(s);
+    free(mp4);
 }
 
 /* A video attachment becomes G3_STORE_VIDEO_FRAMES labelled frame parts
@@ -1280,6 +1359,7 @@ int main(void) {
         cmocka_unit_test(test_default_path),
         cmocka_unit_test(test_regenerate_and_edit), cmocka_unit_test(test_to_conversation),
         cmocka_unit_test(test_to_conversation_video),
+        cmocka_unit_test(test_rebuild_decodes_without_the_lock),
         cmocka_unit_test(test_export),            cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_versions),          cmocka_unit_test(test_not_a_database),
         cmocka_unit_test(test_read_only),         cmocka_unit_test(test_locked),

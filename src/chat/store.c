@@ -494,8 +494,9 @@ static bool same_vocab(const g3_model_record *a, const g3_model_record *b) {
 
 /* A user turn with images or videos: its text, its images as image parts,
  * its videos as labelled frame parts (g3_video_parts_memory, the native
- * API's parts), text_pos of them before the text. Called with the mutex
- * held. */
+ * API's parts), text_pos of them before the text. The mutex is held only
+ * to read each attachment: decoding a video's frames takes seconds, and
+ * every other request that uses the store would wait for it. */
 static int add_user_parts(g3_store *s, g3_conversation *c, const g3_store_turn *t, const char *text,
                           size_t n_visual, g3_error *err) {
     size_t cap = n_visual * 2 * G3_STORE_VIDEO_FRAMES + 1;
@@ -511,7 +512,9 @@ static int add_user_parts(g3_store *s, g3_conversation *c, const g3_store_turn *
         const char *type = t->attachments[i].media_type;
         if (!media_is_visual(type)) continue;
         if (!text_placed && k == t->text_pos) parts[n++] = text_part, text_placed = true;
+        pthread_mutex_lock(&s->mu);
         rc = s->b->attachment_get(s->impl, t->attachments[i].id, &bytes[k], err);
+        pthread_mutex_unlock(&s->mu);
         if (!rc && g3_store_media_is_image(type)) {
             parts[n++] = (g3_part){.type = G3_PART_IMAGE, .data = bytes[k].data, .data_len = bytes[k].size};
         } else if (!rc) {
@@ -541,7 +544,8 @@ int g3_store_to_conversation(g3_store *s, int64_t id, const g3_model_record *mod
     g3_store_conv sc;
     memset(&sc, 0, sizeof sc);
     pthread_mutex_lock(&s->mu);
-    int rc = s->b->get(s->impl, id, &sc, err);
+    int rc = s->b->get(s->impl, id, &sc, err); /* sc is this call's copy: no lock needed after */
+    pthread_mutex_unlock(&s->mu);
     if (!rc && sc.system[0] && g3_conversation_set_system(out, sc.system, err)) rc = G3_STORE_ERROR;
     for (uint32_t i = 0; !rc && i < sc.n_turns; i++) {
         const g3_store_turn *t = &sc.turns[i];
@@ -557,7 +561,6 @@ int g3_store_to_conversation(g3_store *s, int64_t id, const g3_model_record *mod
         if (n_visual) rc = add_user_parts(s, out, t, text, n_visual, err);
         else if (g3_conversation_add(out, G3_ROLE_USER, text, NULL, 0, err)) rc = G3_STORE_ERROR;
     }
-    pthread_mutex_unlock(&s->mu);
     g3_store_conv_free(&sc);
     if (rc) {
         g3_conversation_free(out);
