@@ -37,6 +37,7 @@
 #include "server/data_url.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
+#include "http_client.h"
 #include "test_util.h"
 
 #define MODEL G3_GOLDEN_DIR "/tiny-gemma3/models/g3-1b-s1234-q8_0.gguf"
@@ -408,112 +409,28 @@ static void test_response_shapes(void **state) {
 
 /* ---- a server on loopback ----------------------------------------------- */
 
-typedef struct server {
-    pid_t pid;
-    int port;
-    char log[256];
-} server;
+static hc_server g_srv; /* the group's server */
 
-static server g_srv; /* the group's server */
-
-static int start_server(server *s, const char *log_name, const char *const *extra) {
-    snprintf(s->log, sizeof s->log, "%s/%s", G3_TEST_TMP, log_name);
-    /* --no-db: the OpenAI API needs no store (and a test must not touch the user's). */
-    const char *argv[40] = {G3_BINARY, "serve", "-m", MODEL, "--port", "0", "-t", "1", "-c", "2048", "-v", "--no-db"};
-    int n = 12;
-    for (int i = 0; extra && extra[i] && n < 38; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    s->pid = fork();
-    if (s->pid < 0) return -1;
-    if (s->pid == 0) {
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0) _exit(127);
-        dup2(fd, 2);
-        execv(G3_BINARY, (char *const *)argv);
-        _exit(127);
-    }
-    for (int tries = 0; tries < 400; tries++) { /* 20 s */
-        usleep(50 * 1000);
-        char *text = (char *)tu_read_file(s->log, NULL);
-        const char *at = text ? strstr(text, "listening at http://127.0.0.1:") : NULL;
-        bool ready = text && strstr(text, "gemma-chat: serving ");
-        if (at) s->port = atoi(at + strlen("listening at http://127.0.0.1:"));
-        free(text);
-        if (ready && s->port > 0) return 0;
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) return -1;
-    }
-    return -1;
-}
-
-/* SIGTERM; the exit status (-1 if it did not exit within 10 s). */
-static int stop_server(server *s) {
-    if (s->pid <= 0) return -1;
-    kill(s->pid, SIGTERM);
-    for (int i = 0; i < 200; i++) {
-        int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        }
-        usleep(50 * 1000);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-    return -1;
+/* The group's kind of server: a 2048-token context, no store (the OpenAI
+ * API needs none, and a test must not touch the user's). */
+static int start_server(hc_server *s, const char *log_name, const char *const *extra) {
+    const char *args[40] = {"-c", "2048", "--no-db"};
+    int n = 3;
+    for (int i = 0; extra && extra[i] && n < 39; i++) args[n++] = extra[i];
+    args[n] = NULL;
+    return hc_start_server(s, MODEL, log_name, args, 0);
 }
 
 static int connect_to(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = hc_connect(port, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     return fd;
 }
 
-static void send_all(int fd, const char *data, size_t n) {
-    while (n) {
-        ssize_t w = send(fd, data, n, MSG_NOSIGNAL);
-        if (w <= 0) return; /* the server may close early (413) */
-        data += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Sends a request; headers is "Name: value\r\n..." (may be NULL). */
 static int send_request(int port, const char *method, const char *path, const char *headers, const char *body) {
-    int fd = connect_to(port);
-    char head[1024];
-    int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s", method, path,
-                     headers ? headers : "");
-    if (body) n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", strlen(body));
-    n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
-    send_all(fd, head, (size_t)n);
-    if (body) send_all(fd, body, strlen(body));
+    int fd = hc_send_request(port, method, path, headers, body);
+    assert_true(fd >= 0);
     return fd;
-}
-
-/* Reads until the server closes (or timeout_ms passes); malloc'd, NUL-terminated. */
-static char *read_all(int fd, int timeout_ms) {
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        int left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, left) <= 0) break;
-        if (cap - len < 4096) buf = realloc(buf, cap *= 2);
-        assert_non_null(buf);
-        ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-        if (r <= 0) break;
-        len += (size_t)r;
-    }
-    buf[len] = 0;
-    return buf;
 }
 
 typedef struct response {
@@ -522,33 +439,17 @@ typedef struct response {
     char *body;         /* de-chunked */
 } response;
 
-static void dechunk(const char *in, char *out) {
-    while (*in) {
-        char *end;
-        unsigned long n = strtoul(in, &end, 16);
-        if (end == in || strncmp(end, "\r\n", 2) != 0) break;
-        in = end + 2;
-        if (n == 0) break;
-        memcpy(out, in, n);
-        out += n;
-        in += n;
-        if (!strncmp(in, "\r\n", 2)) in += 2;
-    }
-    *out = 0;
-}
-
 static response finish_response(int fd, int timeout_ms) {
     response r = {0};
-    r.raw = read_all(fd, timeout_ms);
+    r.raw = hc_read_all(fd, timeout_ms / 1000.0, NULL);
+    assert_non_null(r.raw);
     close(fd);
-    if (strncmp(r.raw, "HTTP/1.", 7) == 0) r.status = atoi(r.raw + 9);
-    char *body = strstr(r.raw, "\r\n\r\n");
-    body = body ? body + 4 : r.raw + strlen(r.raw);
-    r.body = malloc(strlen(body) + 1);
+    r.status = hc_status(r.raw);
+    char *copy = strdup(r.raw); /* hc_body de-chunks in place; raw stays as it came */
+    assert_non_null(copy);
+    r.body = strdup(hc_body(copy));
+    free(copy);
     assert_non_null(r.body);
-    char *te = strcasestr(r.raw, "Transfer-Encoding: chunked");
-    if (te && te < body) dechunk(body, r.body);
-    else strcpy(r.body, body);
     return r;
 }
 
@@ -575,7 +476,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     (void)state;
-    if (g_srv.pid > 0) stop_server(&g_srv);
+    if (g_srv.pid > 0) hc_stop_server(&g_srv, 10.0);
     return 0;
 }
 
@@ -670,12 +571,12 @@ static void test_http_refusals(void **state) {
     int fd = connect_to(g_srv.port);
     const char *head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" JSON_KEY
                        "Transfer-Encoding: chunked\r\n\r\n";
-    send_all(fd, head, strlen(head));
+    hc_send_all(fd, head, strlen(head));
     char chunk_head[32];
     snprintf(chunk_head, sizeof chunk_head, "%zx\r\n", strlen(big));
-    send_all(fd, chunk_head, strlen(chunk_head));
-    send_all(fd, big, strlen(big));
-    send_all(fd, "\r\n0\r\n\r\n", 7);
+    hc_send_all(fd, chunk_head, strlen(chunk_head));
+    hc_send_all(fd, big, strlen(big));
+    hc_send_all(fd, "\r\n0\r\n\r\n", 7);
     r = finish_response(fd, 10000);
     expect_error(&r, 413, "request_too_large");
     free(big);
@@ -862,28 +763,7 @@ static int open_long_stream(void) {
     return fd;
 }
 
-/* Reads from fd until `what` has been seen (or ms pass); true if seen. */
-static bool read_until(int fd, const char *what, int ms) {
-    char buf[8192];
-    size_t len = 0;
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        int left = ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, left) <= 0) return false;
-        if (len > sizeof buf / 2) { /* keep the tail: `what` may straddle reads */
-            memmove(buf, buf + len - 64, 64);
-            len = 64;
-        }
-        ssize_t r = recv(fd, buf + len, sizeof buf - len - 1, 0);
-        if (r <= 0) return false;
-        len += (size_t)r;
-        buf[len] = 0;
-        if (memmem(buf, len, what, strlen(what))) return true;
-    }
-}
+static bool read_until(int fd, const char *what, int ms) { return hc_read_until(fd, what, ms / 1000.0); }
 
 static void test_http_cancel(void **state) {
     (void)state;
@@ -943,7 +823,7 @@ static void test_http_queue_full_and_ping(void **state) {
  * ends a running stream with an error chunk and exits 0. */
 static void test_http_shutdown(void **state) {
     (void)state;
-    server s = {0};
+    hc_server s = {0};
     assert_int_equal(start_server(&s, "serve-shutdown.log", NULL), 0);
     int fd = send_request(s.port, "OPTIONS", "/v1/chat/completions", "Origin: http://app.example\r\n", NULL);
     response r = finish_response(fd, 5000);

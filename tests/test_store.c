@@ -602,6 +602,16 @@ static void test_to_conversation(void **state) {
     g3_store_close(s);
 }
 
+/* The bytes of a test clip written to G3_TEST_TMP/name (video_clip.h). */
+static uint8_t *clip_bytes(const char *name, int w, int h, int fps, int seconds, size_t *len) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", G3_TEST_TMP, name);
+    video_clip_write(path, w, h, fps, seconds, false, 0.0);
+    uint8_t *mp4 = tu_read_file(path, len);
+    assert_non_null(mp4);
+    return mp4;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -632,11 +642,8 @@ static void *rebuild_thread(void *arg) {
  * meanwhile instead of waiting for the decoding. */
 static void test_rebuild_decodes_without_the_lock(void **state) {
     (void)state;
-    const char *clip = G3_TEST_TMP "/store-long-clip.mp4";
-    video_clip_write(clip, 640, 360, 30, 6, false, 0.0);
     size_t len;
-    uint8_t *mp4 = tu_read_file(clip, &len);
-    assert_non_null(mp4);
+    uint8_t *mp4 = clip_bytes("store-long-clip.mp4", 640, 360, 30, 6, &len);
     g3_store *s = open_ok(fresh("rebuild-lock"));
     g3_error err;
     g3_store_answer a = answer("Colours.");
@@ -686,11 +693,8 @@ static void test_rebuild_decodes_without_the_lock(void **state) {
  * fails the rebuild, naming it. */
 static void test_to_conversation_video(void **state) {
     (void)state;
-    const char *clip = G3_TEST_TMP "/store-clip.mp4";
-    video_clip_write(clip, 32, 32, 5, 2, false, 0.0);
     size_t len;
-    uint8_t *mp4 = tu_read_file(clip, &len);
-    assert_non_null(mp4);
+    uint8_t *mp4 = clip_bytes("store-clip.mp4", 32, 32, 5, 2, &len);
     g3_store *s = open_ok(fresh("video"));
     g3_error err;
     int64_t id = create_conv(s, NULL);
