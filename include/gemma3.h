@@ -139,8 +139,9 @@ typedef struct g3_context_params {
      * 15-bit form: llama.cpp's Q8_0 activations) instead of 15, in decode
      * and prefill: one integer dot product per weight block instead of two.
      * KL divergence from exact activations and agreement, measured on the
-     * real 270M, in bench/RESULTS.md. Only AVX-512 has the 8-bit kernels
-     * (elsewhere the flag changes nothing); ignored with exact_activations. */
+     * real 270M, in bench/RESULTS.md. The AVX2 and AVX-512 paths have the
+     * 8-bit kernels (the scalar path is always exact); ignored with
+     * exact_activations. */
     bool int8_activations;
     /* CPU or the CUDA backend (src/cuda/g3_cuda.h: the text model on the
      * GPU, the KV cache in device memory, any of the four types). With

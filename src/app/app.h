@@ -48,7 +48,7 @@ int app_parse_activations_cp(const char *cmd, const char *flag, const char *text
 #define APP_ACTIVATIONS_HELP \
     "  --activations A         int15 (default: 15-bit integer inputs of quantized weights,\n" \
     "                          KL 1.4e-7 from exact on the 270M), int8 (8-bit inputs on\n" \
-    "                          AVX-512, as llama.cpp: prefill 1.6x, decode up to 1.25x,\n" \
+    "                          AVX2/AVX-512, as llama.cpp: prefill 1.6-2x, decode <= 1.25x,\n" \
     "                          KL 2.3e-3, another top token at 3 in 100 steps;\n" \
     "                          bench/RESULTS.md) or exact (f32 products)\n"
 /* Prints (JSON, one line) the KL divergence and top-1 agreement of n_pos

@@ -60,7 +60,7 @@ static void usage(FILE *out) {
             "                a GPU is present); with cuda, exact activations are f32 products and\n"
             "                int15 means TF32 tensor-core products for prefill\n"
             "  --activations A  exact (default here: every product in f32), int15 (15-bit\n"
-            "                activations) or int8 (8-bit activations on AVX-512)\n"
+            "                activations) or int8 (8-bit activations on AVX2/AVX-512)\n"
             "  --mmproj F --image P [--image P2 ...] [--image-wrap official|golden]\n"
             "                images (at most %d) where the prompt file says " MEDIA_MARKER ", in order\n",
             MAX_IMAGES);

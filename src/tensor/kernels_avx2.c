@@ -54,6 +54,11 @@ ALWAYS_INLINE __m256i dot_Q(__m256i u, const int8_t *q1, const int8_t *q2) {
     return _mm256_add_epi32(_mm256_slli_epi32(hi, 7), dot_u8s8(u, _mm256_loadu_si256((const __m256i *)q2)));
 }
 
+/* sum of u * q per 4 bytes: Q's 15 bits, or q1 alone (a8: 8-bit activations) */
+ALWAYS_INLINE __m256i dot_act(__m256i u, const int8_t *q1, const int8_t *q2, bool a8) {
+    return a8 ? dot_u8s8(u, _mm256_loadu_si256((const __m256i *)q1)) : dot_Q(u, q1, q2);
+}
+
 /* mask for the first n (< 8) float lanes */
 ALWAYS_INLINE __m256i lane_mask(uint32_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0));
@@ -149,8 +154,12 @@ ALWAYS_INLINE __m256i iq4_nl_values32(const uint8_t *qs) {
  * ones (at most 31) go against the signed activations directly, and the
  * code offset (Q4_0, Q5_0) or the block minimum (Q4_1, Q5_1) comes in
  * through the activation block sums: corr = sum dw . dsum, or sum m . dsum. */
-ALWAYS_INLINE part legacy_part(part st, const uint8_t *w, uint32_t b0, uint32_t b1, const g3_qa_row *a, int kind) {
+ALWAYS_INLINE part legacy_part(part st, const uint8_t *w, uint32_t b0, uint32_t b1, const g3_qa_row *a, int kind,
+                               bool a8) {
     const int bytes = leg_bytes(kind);
+    /* a8: q1 alone, whose scale is 128 d (dsum8 has it already) */
+    const float *dsum = a8 ? a->dsum8 : a->dsum;
+    const float da_unit = a8 ? 128.0f : 1.0f;
     for (uint32_t b = b0; b < b1; b++) {
         const uint8_t *p = w + (size_t)b * bytes;
         _mm_prefetch((const char *)p + PREFETCH_AHEAD, _MM_HINT_T0);
@@ -161,8 +170,8 @@ ALWAYS_INLINE part legacy_part(part st, const uint8_t *w, uint32_t b0, uint32_t 
             const __m256i aq = _mm256_sign_epi8(q, q);
             const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->q1 + 32 * b));
             const __m256i a2 = _mm256_loadu_si256((const __m256i *)(a->q2 + 32 * b));
-            dot = _mm256_add_epi32(_mm256_slli_epi32(dot_u8s8(aq, _mm256_sign_epi8(a1, q)), 7),
-                                   dot_u8s8(aq, _mm256_sign_epi8(a2, q)));
+            dot = dot_u8s8(aq, _mm256_sign_epi8(a1, q));
+            if (!a8) dot = _mm256_add_epi32(_mm256_slli_epi32(dot, 7), dot_u8s8(aq, _mm256_sign_epi8(a2, q)));
         } else {
             __m256i q = nibbles32(p + leg_qs(kind));
             if (kind == LEG_Q5_0 || kind == LEG_Q5_1) {
@@ -170,10 +179,10 @@ ALWAYS_INLINE part legacy_part(part st, const uint8_t *w, uint32_t b0, uint32_t 
                 memcpy(&qh, p + leg_qh(kind), 4);
                 q = _mm256_or_si256(q, bits_to_16(qh));
             }
-            dot = dot_Q(q, a->q1 + 32 * b, a->q2 + 32 * b);
-            st.corr += (leg_has_min(kind) ? f16_at(p + 2) : dw) * a->dsum[b];
+            dot = dot_act(q, a->q1 + 32 * b, a->q2 + 32 * b, a8);
+            st.corr += (leg_has_min(kind) ? f16_at(p + 2) : dw) * dsum[b];
         }
-        st.acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * a->d[b]), st.acc);
+        st.acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * a->d[b] * da_unit), st.acc);
     }
     return st;
 }
@@ -185,21 +194,25 @@ ALWAYS_INLINE float legacy_finish(part st, int kind) {
 
 static float dot_legacy_row(const uint8_t *w, uint32_t nb, const g3_qa_row *a, int kind) {
     part st = {_mm256_setzero_ps(), 0.0f};
-    return legacy_finish(legacy_part(st, w, 0, nb, a, kind), kind);
+    return legacy_finish(legacy_part(st, w, 0, nb, a, kind, false), kind);
 }
 
 /* n rows in turn, 8 blocks of each at a time */
-static void legacy_rows(const uint8_t *const *rows, uint32_t n, uint32_t nb, const g3_qa_row *a, int kind, float *out) {
+ALWAYS_INLINE void legacy_rows(const uint8_t *const *rows, uint32_t n, uint32_t nb, const g3_qa_row *a, int kind,
+                               bool a8, float *out) {
     part st[G3_DOT_ROWS];
     for (uint32_t r = 0; r < n; r++) st[r] = (part){_mm256_setzero_ps(), 0.0f};
     for (uint32_t b = 0; b < nb; b += 8)
-        for (uint32_t r = 0; r < n; r++) st[r] = legacy_part(st[r], rows[r], b, b + 8 < nb ? b + 8 : nb, a, kind);
+        for (uint32_t r = 0; r < n; r++) st[r] = legacy_part(st[r], rows[r], b, b + 8 < nb ? b + 8 : nb, a, kind, a8);
     for (uint32_t r = 0; r < n; r++) out[r] = legacy_finish(st[r], kind);
 }
 
 /* Q4_K/Q5_K super-blocks [i0, i1) of a row; corr collects the mins. */
-ALWAYS_INLINE part k45_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1, const g3_qa_row *a, bool q5) {
+ALWAYS_INLINE part k45_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1, const g3_qa_row *a, bool q5,
+                            bool a8) {
     const int bytes = q5 ? 176 : 144;
+    const float *dsum = a8 ? a->dsum8 : a->dsum;
+    const float da_unit = a8 ? 128.0f : 1.0f;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc = st.acc;
     float mins = st.corr;
@@ -222,11 +235,11 @@ ALWAYS_INLINE part k45_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1,
             }
             const uint32_t s0 = 2 * c, s1 = 2 * c + 1, ab = 8 * i;
             const size_t at = 256 * (size_t)i + 64 * c;
-            const __m256i d0 = dot_Q(lo, a->q1 + at, a->q2 + at);
-            const __m256i d1 = dot_Q(hi, a->q1 + at + 32, a->q2 + at + 32);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(d * (float)sm[s0] * a->d[ab + s0]), acc);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_set1_ps(d * (float)sm[s1] * a->d[ab + s1]), acc);
-            mins += dmin * (float)sm[8 + s0] * a->dsum[ab + s0] + dmin * (float)sm[8 + s1] * a->dsum[ab + s1];
+            const __m256i d0 = dot_act(lo, a->q1 + at, a->q2 + at, a8);
+            const __m256i d1 = dot_act(hi, a->q1 + at + 32, a->q2 + at + 32, a8);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(d * (float)sm[s0] * a->d[ab + s0] * da_unit), acc);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_set1_ps(d * (float)sm[s1] * a->d[ab + s1] * da_unit), acc);
+            mins += dmin * (float)sm[8 + s0] * dsum[ab + s0] + dmin * (float)sm[8 + s1] * dsum[ab + s1];
         }
     }
     st.acc = acc;
@@ -235,12 +248,14 @@ ALWAYS_INLINE part k45_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1,
 }
 
 static float dot_k45_row(const uint8_t *w, uint32_t nsb, const g3_qa_row *a, bool q5) {
-    part st = k45_part((part){_mm256_setzero_ps(), 0.0f}, w, 0, nsb, a, q5);
+    part st = k45_part((part){_mm256_setzero_ps(), 0.0f}, w, 0, nsb, a, q5, false);
     return hsum256(st.acc) - st.corr;
 }
 
 /* Q6_K super-blocks [i0, i1) of a row; corr collects sc . s16 (the -32 offset). */
-ALWAYS_INLINE part q6_k_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1, const g3_qa_row *a) {
+ALWAYS_INLINE part q6_k_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1, const g3_qa_row *a, bool a8) {
+    const int32_t *s16 = a8 ? a->s8_16 : a->s16;
+    const float da_unit = a8 ? 128.0f : 1.0f;
     __m256 acc = st.acc;
     float corr = st.corr;
     for (uint32_t i = i0; i < i1; i++) {
@@ -250,8 +265,8 @@ ALWAYS_INLINE part q6_k_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1
         const int8_t *sc = (const int8_t *)(b + 192);
         float scale[16];
         for (int s = 0; s < 16; s++) {
-            scale[s] = d * (float)sc[s] * a->d[8 * i + s / 2];
-            corr += scale[s] * (float)a->s16[16 * i + s];
+            scale[s] = d * (float)sc[s] * a->d[8 * i + s / 2] * da_unit;
+            corr += scale[s] * (float)s16[16 * i + s];
         }
         for (int h = 0; h < 2; h++) {
             __m256i q[4];
@@ -260,7 +275,7 @@ ALWAYS_INLINE part q6_k_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1
                 /* 32 elements = sub-blocks s, s+1; lanes 0-3 and 4-7 */
                 const int s = 8 * h + 2 * z;
                 const size_t at = 256 * (size_t)i + 128 * h + 32 * z;
-                const __m256i dot = dot_Q(q[z], a->q1 + at, a->q2 + at);
+                const __m256i dot = dot_act(q[z], a->q1 + at, a->q2 + at, a8);
                 const __m256 sv = _mm256_setr_m128(_mm_set1_ps(scale[s]), _mm_set1_ps(scale[s + 1]));
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), sv, acc);
             }
@@ -272,17 +287,19 @@ ALWAYS_INLINE part q6_k_part(part st, const uint8_t *w, uint32_t i0, uint32_t i1
 }
 
 static float dot_q6_k_row(const uint8_t *w, uint32_t nsb, const g3_qa_row *a) {
-    part st = q6_k_part((part){_mm256_setzero_ps(), 0.0f}, w, 0, nsb, a);
+    part st = q6_k_part((part){_mm256_setzero_ps(), 0.0f}, w, 0, nsb, a, false);
     return hsum256(st.acc) - 32.0f * st.corr;
 }
 
 /* n rows in turn, one super-block of each at a time: 0 Q4_K, 1 Q5_K, 2 Q6_K */
-static void kquant_rows(const uint8_t *const *rows, uint32_t n, uint32_t nsb, const g3_qa_row *a, int kind, float *out) {
+ALWAYS_INLINE void kquant_rows(const uint8_t *const *rows, uint32_t n, uint32_t nsb, const g3_qa_row *a, int kind,
+                               bool a8, float *out) {
     part st[G3_DOT_ROWS];
     for (uint32_t r = 0; r < n; r++) st[r] = (part){_mm256_setzero_ps(), 0.0f};
     for (uint32_t i = 0; i < nsb; i++)
         for (uint32_t r = 0; r < n; r++)
-            st[r] = kind == 2 ? q6_k_part(st[r], rows[r], i, i + 1, a) : k45_part(st[r], rows[r], i, i + 1, a, kind == 1);
+            st[r] = kind == 2 ? q6_k_part(st[r], rows[r], i, i + 1, a, a8)
+                              : k45_part(st[r], rows[r], i, i + 1, a, kind == 1, a8);
     for (uint32_t r = 0; r < n; r++) out[r] = hsum256(st[r].acc) - (kind == 2 ? 32.0f : 1.0f) * st[r].corr;
 }
 
@@ -294,20 +311,28 @@ static void kquant_rows(const uint8_t *const *rows, uint32_t n, uint32_t nsb, co
             out[r] = body;                                                                                 \
         }                                                                                                  \
     }
+/* qdot_rows (15-bit activations) and qdot_rows8 (q1 alone) of a type; the
+ * call sees a8 */
 #define QROWS(name, call)                                                                                  \
     static void qdot_rows_##name(const uint8_t *const *rows, uint32_t n, uint32_t K, const g3_qa_row *a,   \
                                  float *out) {                                                             \
+        const bool a8 = false;                                                                             \
+        call;                                                                                              \
+    }                                                                                                      \
+    static void qdot_rows8_##name(const uint8_t *const *rows, uint32_t n, uint32_t K, const g3_qa_row *a,  \
+                                  float *out) {                                                            \
+        const bool a8 = true;                                                                              \
         call;                                                                                              \
     }
-QROWS(q4_0, legacy_rows(rows, n, K / 32, a, LEG_Q4_0, out))
-QROWS(q5_0, legacy_rows(rows, n, K / 32, a, LEG_Q5_0, out))
-QROWS(q8_0, legacy_rows(rows, n, K / 32, a, LEG_Q8_0, out))
-QROWS(q4_1, legacy_rows(rows, n, K / 32, a, LEG_Q4_1, out))
-QROWS(q5_1, legacy_rows(rows, n, K / 32, a, LEG_Q5_1, out))
-QROWS(iq4_nl, legacy_rows(rows, n, K / 32, a, LEG_IQ4_NL, out))
-QROWS(q4_k, kquant_rows(rows, n, K / 256, a, 0, out))
-QROWS(q5_k, kquant_rows(rows, n, K / 256, a, 1, out))
-QROWS(q6_k, kquant_rows(rows, n, K / 256, a, 2, out))
+QROWS(q4_0, legacy_rows(rows, n, K / 32, a, LEG_Q4_0, a8, out))
+QROWS(q5_0, legacy_rows(rows, n, K / 32, a, LEG_Q5_0, a8, out))
+QROWS(q8_0, legacy_rows(rows, n, K / 32, a, LEG_Q8_0, a8, out))
+QROWS(q4_1, legacy_rows(rows, n, K / 32, a, LEG_Q4_1, a8, out))
+QROWS(q5_1, legacy_rows(rows, n, K / 32, a, LEG_Q5_1, a8, out))
+QROWS(iq4_nl, legacy_rows(rows, n, K / 32, a, LEG_IQ4_NL, a8, out))
+QROWS(q4_k, kquant_rows(rows, n, K / 256, a, 0, a8, out))
+QROWS(q5_k, kquant_rows(rows, n, K / 256, a, 1, a8, out))
+QROWS(q6_k, kquant_rows(rows, n, K / 256, a, 2, a8, out))
 QGEMV(q4_0, dot_legacy_row(row, K / 32, a, LEG_Q4_0))
 QGEMV(q5_0, dot_legacy_row(row, K / 32, a, LEG_Q5_0))
 QGEMV(q8_0, dot_legacy_row(row, K / 32, a, LEG_Q8_0))
@@ -345,20 +370,30 @@ static void qpack_tile(uint32_t type, const uint8_t *rows, size_t row_bytes, uin
 /* C activation rows x one panel of 8 weight rows. sign: Q8_0 and IQ4_NL,
  * whose values reach 127 (signed activations and |w| x sign(a, w));
  * otherwise qu x w and the correction. */
-ALWAYS_INLINE void qgemm_rows(const uint8_t *panel, uint32_t n_sub, uint32_t S, bool has_min, bool sign,
+/* The correction of 8-bit activations from a panel's 15-bit one (as
+ * kernels_avx512.c's corr8_of): -128 sum w = corr + sum w, sum w = -corr/129. */
+ALWAYS_INLINE __m256i corr8_of(__m256i corr15) {
+    const __m256 ws = _mm256_mul_ps(_mm256_cvtepi32_ps(corr15), _mm256_set1_ps(-1.0f / 129.0f));
+    return _mm256_add_epi32(corr15, _mm256_cvtps_epi32(ws));
+}
+
+ALWAYS_INLINE void qgemm_rows(const uint8_t *panel, uint32_t n_sub, uint32_t S, bool has_min, bool sign, bool a8,
                               const g3_qa *act, uint32_t t, int C, float *out, size_t ldo, __m256i mask) {
     const size_t sub = (size_t)S * PR + PR * (has_min ? 12 : 8);
     const size_t K = act->K;
     __m256 f[4];
     for (int c = 0; c < C; c++) f[c] = _mm256_setzero_ps();
-    const float *da = act->d + t * (K / 32), *ds = act->dsum + t * (K / 32);
+    const float *da = act->d + t * (K / 32), *ds = (a8 ? act->dsum8 : act->dsum) + t * (K / 32);
+    const float da_unit = a8 ? 128.0f : 1.0f; /* q1's scale is 128 d */
     for (uint32_t s = 0; s < n_sub; s++) {
         const uint8_t *p = panel + s * sub;
         __m256i iacc[4];
-        const __m256i corr = sign ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(p + S * PR + 32));
+        __m256i corr = sign ? _mm256_setzero_si256() : _mm256_loadu_si256((const __m256i *)(p + S * PR + 32));
+        if (a8 && !sign) corr = corr8_of(corr);
         for (int c = 0; c < C; c++) iacc[c] = corr;
-        /* (corr + sum q1 w) * 128 + sum q2 w = sum Q w (quant_act.h) */
-        for (int half = 0; half < 2; half++) {
+        /* (corr + sum q1 w) * 128 + sum q2 w = sum Q w (quant_act.h); a8:
+         * corr8 + sum q1 w */
+        for (int half = 0; half < (a8 ? 1 : 2); half++) {
             if (half)
                 for (int c = 0; c < C; c++) iacc[c] = _mm256_slli_epi32(iacc[c], 7);
             for (uint32_t j = 0; j < S / 4; j++) {
@@ -383,7 +418,8 @@ ALWAYS_INLINE void qgemm_rows(const uint8_t *panel, uint32_t n_sub, uint32_t S, 
         const __m256 sc = _mm256_loadu_ps((const float *)(p + S * PR));
         const uint32_t ab = s * S / 32;
         for (int c = 0; c < C; c++)
-            f[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[c]), _mm256_mul_ps(sc, _mm256_set1_ps(da[c * (K / 32) + ab])), f[c]);
+            f[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[c]),
+                                   _mm256_mul_ps(sc, _mm256_set1_ps(da[c * (K / 32) + ab] * da_unit)), f[c]);
         if (has_min) {
             const __m256 mn = _mm256_loadu_ps((const float *)(p + S * PR + 64));
             for (int c = 0; c < C; c++) f[c] = _mm256_fmadd_ps(mn, _mm256_set1_ps(ds[c * (K / 32) + s]), f[c]);
@@ -392,7 +428,7 @@ ALWAYS_INLINE void qgemm_rows(const uint8_t *panel, uint32_t n_sub, uint32_t S, 
     for (int c = 0; c < C; c++) _mm256_maskstore_ps(out + (t + c) * ldo, mask, f[c]);
 }
 
-ALWAYS_INLINE void qgemm_layout(const uint8_t *tile, uint32_t K, uint32_t S, bool has_min, bool sign,
+ALWAYS_INLINE void qgemm_layout(const uint8_t *tile, uint32_t K, uint32_t S, bool has_min, bool sign, bool a8,
                                 const g3_qa *act, uint32_t t0, uint32_t t1, float *out, size_t ldo,
                                 uint32_t n_rows) {
     const uint32_t n_sub = K / S;
@@ -402,23 +438,34 @@ ALWAYS_INLINE void qgemm_layout(const uint8_t *tile, uint32_t K, uint32_t S, boo
         const uint8_t *panel = tile + p * pb;
         float *o = out + p * PR;
         uint32_t t = t0;
-        for (; t + 4 <= t1; t += 4) qgemm_rows(panel, n_sub, S, has_min, sign, act, t, 4, o, ldo, mask);
+        for (; t + 4 <= t1; t += 4) qgemm_rows(panel, n_sub, S, has_min, sign, a8, act, t, 4, o, ldo, mask);
         switch (t1 - t) {
-        case 3: qgemm_rows(panel, n_sub, S, has_min, sign, act, t, 3, o, ldo, mask); break;
-        case 2: qgemm_rows(panel, n_sub, S, has_min, sign, act, t, 2, o, ldo, mask); break;
-        case 1: qgemm_rows(panel, n_sub, S, has_min, sign, act, t, 1, o, ldo, mask); break;
+        case 3: qgemm_rows(panel, n_sub, S, has_min, sign, a8, act, t, 3, o, ldo, mask); break;
+        case 2: qgemm_rows(panel, n_sub, S, has_min, sign, a8, act, t, 2, o, ldo, mask); break;
+        case 1: qgemm_rows(panel, n_sub, S, has_min, sign, a8, act, t, 1, o, ldo, mask); break;
         default: break;
         }
     }
 }
 
+ALWAYS_INLINE void qgemm_any(uint32_t type, bool a8, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
+                             uint32_t t1, float *out, size_t ldo, uint32_t n_rows) {
+    const g3_panel_layout l = g3_panel_layout_of(type);
+    if (type == G3_TYPE_Q8_0 || type == G3_TYPE_IQ4_NL)
+        qgemm_layout(tile, K, 32, false, true, a8, act, t0, t1, out, ldo, n_rows);
+    else if (l.S == 16) qgemm_layout(tile, K, 16, false, false, a8, act, t0, t1, out, ldo, n_rows);
+    else if (l.has_min) qgemm_layout(tile, K, 32, true, false, a8, act, t0, t1, out, ldo, n_rows);
+    else qgemm_layout(tile, K, 32, false, false, a8, act, t0, t1, out, ldo, n_rows);
+}
+
 static void qgemm_tile(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0, uint32_t t1,
                        float *out, size_t ldo, uint32_t n_rows) {
-    const g3_panel_layout l = g3_panel_layout_of(type);
-    if (type == G3_TYPE_Q8_0 || type == G3_TYPE_IQ4_NL) qgemm_layout(tile, K, 32, false, true, act, t0, t1, out, ldo, n_rows);
-    else if (l.S == 16) qgemm_layout(tile, K, 16, false, false, act, t0, t1, out, ldo, n_rows);
-    else if (l.has_min) qgemm_layout(tile, K, 32, true, false, act, t0, t1, out, ldo, n_rows);
-    else qgemm_layout(tile, K, 32, false, false, act, t0, t1, out, ldo, n_rows);
+    qgemm_any(type, false, tile, K, act, t0, t1, out, ldo, n_rows);
+}
+
+static void qgemm_tile8(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
+                        uint32_t t1, float *out, size_t ldo, uint32_t n_rows) {
+    qgemm_any(type, true, tile, K, act, t0, t1, out, ldo, n_rows);
 }
 
 /* ------------------------------------------------------------------ */
@@ -762,4 +809,10 @@ ALWAYS_INLINE void values_rows(uint32_t type, uint32_t R, const uint8_t *const *
 const g3_kernels g3_kernels_avx2 = {
     .path = G3_CPU_AVX2,
     SIMD_KERNEL_SLOTS,
+    .qdot_rows8 = {[G3_TYPE_Q8_0] = qdot_rows8_q8_0, [G3_TYPE_Q4_0] = qdot_rows8_q4_0,
+                   [G3_TYPE_Q5_0] = qdot_rows8_q5_0, [G3_TYPE_Q4_1] = qdot_rows8_q4_1,
+                   [G3_TYPE_Q5_1] = qdot_rows8_q5_1, [G3_TYPE_IQ4_NL] = qdot_rows8_iq4_nl,
+                   [G3_TYPE_Q4_K] = qdot_rows8_q4_k, [G3_TYPE_Q5_K] = qdot_rows8_q5_k,
+                   [G3_TYPE_Q6_K] = qdot_rows8_q6_k},
+    .qgemm_tile8 = qgemm_tile8,
 };
