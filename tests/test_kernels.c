@@ -18,8 +18,10 @@
  * - G3_CPU: an unknown or unavailable path is refused by name.
  * Paths the CPU lacks are reported and skipped. */
 #include <math.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -627,6 +629,64 @@ static void probe_task(void *arg, uint32_t ith, uint32_t nth) {
     p->seen[ith] = (uint32_t)p->round;
 }
 
+/* Each share counts its runs; some sleep a little, so that workers are
+ * late now and then (more threads than CPUs make it likelier). */
+typedef struct pool_count {
+    atomic_uint runs[8];
+    int round;
+} pool_count;
+
+static void count_task(void *arg, uint32_t ith, uint32_t nth) {
+    pool_count *p = arg;
+    (void)nth;
+    atomic_fetch_add(&p->runs[ith], 1);
+    if ((p->round + ith) % 7 == 0) {
+        struct timespec ts = {0, 20 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Every share runs exactly once per task, whoever runs it: a worker, or
+ * the caller when the worker is late (pinned to one CPU, the workers are
+ * late most of the time and the caller takes their shares over). */
+static void test_thread_pool_late_workers(void **state) {
+    (void)state;
+    cpu_set_t all, one;
+    assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+    for (int pinned = 0; pinned < 2; pinned++) {
+        if (pinned) { /* threads created from now on inherit it */
+            CPU_ZERO(&one);
+            for (int c = 0; c < CPU_SETSIZE; c++)
+                if (CPU_ISSET(c, &all)) {
+                    CPU_SET(c, &one);
+                    break;
+                }
+            assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+        }
+        for (uint32_t n = 2; n <= 6; n += 2) {
+            g3_thread_pool *pool;
+            g3_error err;
+            assert_int_equal(g3_thread_pool_new(n, &pool, &err), 0);
+            pool_count p;
+            for (uint32_t i = 0; i < 8; i++) atomic_init(&p.runs[i], 0);
+            for (int round = 1; round <= 2000; round++) {
+                p.round = round;
+                g3_thread_pool_run(pool, count_task, &p);
+                for (uint32_t i = 0; i < n; i++)
+                    if (atomic_load(&p.runs[i]) != (unsigned)round)
+                        fail_msg("%u threads%s, task %d: share %u ran %u times in all", n, pinned ? " on one CPU" : "",
+                                 round, i, atomic_load(&p.runs[i]));
+            }
+            const uint64_t taken = g3_thread_pool_taken_over(pool);
+            printf("  %u threads%s: the caller ran %llu of %u late workers' shares\n", n, pinned ? " on one CPU" : "",
+                   (unsigned long long)taken, 2000 * (n - 1));
+            if (pinned) assert_true(taken > 0);
+            g3_thread_pool_free(pool);
+        }
+    }
+    assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+}
+
 static void test_thread_pool(void **state) {
     for (uint32_t n = 1; n <= 4; n++) {
         g3_thread_pool *pool;
@@ -778,6 +838,7 @@ int main(void) {
         cmocka_unit_test(test_vector_ops),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_thread_pool),
+        cmocka_unit_test(test_thread_pool_late_workers),
         cmocka_unit_test(test_matmul_driver),
         cmocka_unit_test(test_forced_path_is_checked),
     };

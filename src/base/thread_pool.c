@@ -26,10 +26,16 @@ struct g3_thread_pool {
     /* the current task; written by the caller before the generation bump */
     g3_task_fn fn;
     void *arg;
-    /* own cache lines: workers poll these */
-    _Alignas(64) atomic_uint generation;
+    /* own cache lines: workers poll these. 64-bit generations never wrap
+     * (a 32-bit one would, after some days of serving, and a share's stale
+     * claim could then look current). */
+    _Alignas(64) atomic_uint_fast64_t generation;
     _Alignas(64) atomic_uint n_done;
     _Alignas(64) atomic_uint n_sleeping;
+    /* [n]: the generation share i was last claimed for, by its worker or by
+     * the caller (slot 0 unused) */
+    atomic_uint_fast64_t *claimed;
+    uint64_t taken_over; /* shares the caller ran for a late worker (the caller's only) */
     atomic_bool stop;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
@@ -47,10 +53,10 @@ typedef struct worker_arg {
 } worker_arg;
 
 /* Waits until the generation differs from `seen`; returns the new one. */
-static unsigned wait_generation(g3_thread_pool *p, unsigned seen) {
+static uint64_t wait_generation(g3_thread_pool *p, uint64_t seen) {
     uint64_t start = 0;
     for (uint32_t i = 1;; i++) {
-        unsigned g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        uint64_t g = atomic_load_explicit(&p->generation, memory_order_acquire);
         if (g != seen) return g;
         cpu_relax();
         if ((i & 63) == 0) { /* the clock is a vDSO call: look now and then */
@@ -64,7 +70,7 @@ static unsigned wait_generation(g3_thread_pool *p, unsigned seen) {
      * seq_cst), so one of us sees the other. */
     pthread_mutex_lock(&p->mutex);
     atomic_fetch_add(&p->n_sleeping, 1);
-    unsigned g;
+    uint64_t g;
     while ((g = atomic_load(&p->generation)) == seen) pthread_cond_wait(&p->wake, &p->mutex);
     atomic_fetch_sub(&p->n_sleeping, 1);
     pthread_mutex_unlock(&p->mutex);
@@ -76,10 +82,17 @@ static void *worker_main(void *varg) {
     g3_thread_pool *p = wa->pool;
     const uint32_t ith = wa->ith;
     free(wa);
-    unsigned seen = 0;
+    uint64_t seen = 0;
     for (;;) {
         seen = wait_generation(p, seen);
         if (atomic_load(&p->stop)) break;
+        /* Claim this share of the task. If the caller has claimed it (we
+         * were late) for this generation or a later one, it is not ours:
+         * its arg may be gone. Claims only move forward: with a stale `seen`
+         * (we slept through whole tasks) a claim would otherwise undo the
+         * caller's for the current task and run its share twice. */
+        uint_fast64_t cur = atomic_load(&p->claimed[ith]);
+        if (cur >= seen || !atomic_compare_exchange_strong(&p->claimed[ith], &cur, seen)) continue;
         p->fn(p->arg, ith, p->n);
         atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
     }
@@ -99,7 +112,9 @@ int g3_thread_pool_new(uint32_t n_threads, g3_thread_pool **out, g3_error *err) 
     pthread_mutex_init(&p->mutex, NULL);
     pthread_cond_init(&p->wake, NULL);
     p->threads = calloc(n_threads, sizeof *p->threads);
-    if (!p->threads) {
+    p->claimed = calloc(n_threads, sizeof *p->claimed);
+    for (uint32_t i = 0; p->claimed && i < n_threads; i++) atomic_init(&p->claimed[i], 0);
+    if (!p->threads || !p->claimed) {
         g3_thread_pool_free(p);
         return g3_fail(err, "out of memory for the thread pool");
     }
@@ -141,10 +156,13 @@ void g3_thread_pool_free(g3_thread_pool *p) {
     pthread_mutex_destroy(&p->mutex);
     pthread_cond_destroy(&p->wake);
     free(p->threads);
+    free(p->claimed);
     free(p);
 }
 
 uint32_t g3_thread_pool_size(const g3_thread_pool *p) { return p->n; }
+
+uint64_t g3_thread_pool_taken_over(const g3_thread_pool *p) { return p->taken_over; }
 
 void g3_thread_pool_run(g3_thread_pool *p, g3_task_fn fn, void *arg) {
     if (p->n == 1) {
@@ -154,13 +172,28 @@ void g3_thread_pool_run(g3_thread_pool *p, g3_task_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-    atomic_fetch_add(&p->generation, 1); /* seq_cst: publishes fn/arg, pairs with wait_generation */
+    /* seq_cst: publishes fn/arg, pairs with wait_generation */
+    const uint64_t g = atomic_fetch_add(&p->generation, 1) + 1;
     wake_sleepers(p);
     fn(arg, 0, p->n);
-    const unsigned others = p->n - 1;
-    for (unsigned spins = 0; atomic_load_explicit(&p->n_done, memory_order_acquire) != others; spins++) {
+    /* A worker that has not claimed its share by now lost its core (another
+     * process has it) or is still waking up: run the share here instead of
+     * waiting a scheduler slice for it, a hundred times a token. Shares are
+     * independent (tasks split their work by ith, or steal), so who runs
+     * one does not matter. */
+    unsigned by_workers = 0;
+    for (uint32_t i = 1; i < p->n; i++) {
+        uint_fast64_t cur = atomic_load(&p->claimed[i]);
+        if (cur != g && atomic_compare_exchange_strong(&p->claimed[i], &cur, g)) {
+            fn(arg, i, p->n);
+            p->taken_over++;
+        } else {
+            by_workers++;
+        }
+    }
+    for (unsigned spins = 0; atomic_load_explicit(&p->n_done, memory_order_acquire) != by_workers; spins++) {
         cpu_relax();
-        /* a worker that lost its core: let it run */
+        /* a worker that lost its core mid-share: let it run */
         if ((spins & 0xfff) == 0xfff) sched_yield();
     }
 }

@@ -7,7 +7,11 @@
  * workers spin on an atomic generation counter for a short while (about
  * 0.2 ms) before they sleep on a condition variable, and the caller spins for
  * the last member to finish. Tasks split their own work (static ranges or an
- * atomic work counter); the pool knows nothing about it.
+ * atomic work counter); the pool knows nothing about it. A member's share
+ * may run on another thread: a worker that has not started its share when
+ * the caller has finished its own (its core went to another process) finds
+ * the share done by the caller, so one busy core does not stall every task
+ * for a scheduler slice. Shares must therefore not wait for each other.
  *
  * A pool is used by one thread at a time (the one that owns the context).
  * Nothing is allocated per task. */
@@ -27,8 +31,11 @@ int g3_thread_pool_new(uint32_t n_threads, g3_thread_pool **out, g3_error *err);
 void g3_thread_pool_free(g3_thread_pool *pool);
 uint32_t g3_thread_pool_size(const g3_thread_pool *pool);
 
-/* Runs fn(arg, i, n) for i = 0..n-1 (i = 0 on the calling thread). */
+/* Runs fn(arg, i, n) once for each i = 0..n-1 (i = 0 on the calling thread,
+ * the others on their worker or, when it is late, on the calling thread). */
 void g3_thread_pool_run(g3_thread_pool *pool, g3_task_fn fn, void *arg);
+/* Shares the caller has run for late workers so far (a sign of busy cores). */
+uint64_t g3_thread_pool_taken_over(const g3_thread_pool *pool);
 
 /* Splits [0, n) into nth nearly equal parts; part ith is [*lo, *hi), with
  * boundaries rounded to multiples of `align` (the last part takes the rest). */
