@@ -286,14 +286,17 @@ static void test_qdot_rows8_all_types(void **state) {
 }
 
 /* One packed tile (n rows of w) times the T rows of qa, through the 15-bit
- * or the 8-bit (a8) kernel in two calls (token ranges work), against the
+ * or the 8-bit (a8) kernel in several calls (token ranges work), against the
  * reference; nothing written past row n. out: T x 40, xq: K scratch. */
 static void check_qgemm(const g3_kernels *k, bool a8, uint32_t type, const uint8_t *tile, const uint8_t *w,
                         size_t rb, uint32_t K, const g3_qa *qa, uint32_t T, uint32_t n, float *out, float *xq) {
     const char *name = a8 ? "qgemm8" : "qgemm";
     for (size_t i = 0; i < (size_t)T * 40; i++) out[i] = 12345.0f; /* sentinel */
-    (a8 ? k->qgemm_tile8 : k->qgemm_tile)(type, tile, K, qa, 0, 5, out, 40, n);
-    (a8 ? k->qgemm_tile8 : k->qgemm_tile)(type, tile, K, qa, 5, T, out, 40, n);
+    /* token ranges of 4, 3, 2 and the rest (6 when T = 15): every remainder
+     * of the kernels' 4- and 5-token steps, and one full step */
+    const uint32_t cuts[] = {0, 4, 7, 9, T};
+    for (int c = 0; c < 4; c++)
+        (a8 ? k->qgemm_tile8 : k->qgemm_tile)(type, tile, K, qa, cuts[c], cuts[c + 1], out, 40, n);
     for (uint32_t t = 0; t < T; t++) {
         const g3_qa_row a = g3_qa_get_row(qa, t);
         if (a8)
@@ -320,7 +323,7 @@ static void test_qgemm_tiles(void **state) {
     const g3_kernels *paths[2];
     size_t np = simd_paths(paths);
     const uint32_t row_counts[] = {32, 19, 1};
-    const uint32_t T = 11; /* every remainder of the 4- and 6-token loops */
+    const uint32_t T = 15; /* see check_qgemm's token ranges */
     for (size_t ti = 0; ti < N_QTYPES; ti++) {
         const uint32_t type = k_qtypes[ti];
         const uint32_t K = g3_type_info_get(type)->block_size == 256 ? 512 : 96;

@@ -600,7 +600,7 @@ ALWAYS_INLINE void qgemm_rows(const uint8_t *tile, size_t pbytes, uint32_t n_sub
                               __mmask16 m1) {
     const size_t sub = (size_t)S * PR + PR * (has_min ? 12 : 8);
     const size_t K = act->K;
-    __m512 f0[4], f1[4];
+    __m512 f0[5], f1[5];
     for (int c = 0; c < C; c++) f0[c] = f1[c] = _mm512_setzero_ps();
     const uint8_t *q1u = act->q1u + t * K, *q2u = act->q2u + t * K;
     const float *da = act->d + t * (K / 32), *ds = (a8 ? act->dsum8 : act->dsum) + t * (K / 32);
@@ -612,7 +612,7 @@ ALWAYS_INLINE void qgemm_rows(const uint8_t *tile, size_t pbytes, uint32_t n_sub
             c0 = corr8_of(c0);
             c1 = corr8_of(c1);
         }
-        __m512i i0[4], i1[4];
+        __m512i i0[5], i1[5];
         for (int c = 0; c < C; c++) {
             i0[c] = c0;
             i1[c] = c1;
@@ -666,8 +666,9 @@ ALWAYS_INLINE void qgemm_layout(const uint8_t *tile, uint32_t K, uint32_t S, boo
     const __mmask16 m0 = n_rows >= 16 ? 0xffff : (__mmask16)((1u << n_rows) - 1);
     const __mmask16 m1 = n_rows >= 32 ? 0xffff : n_rows <= 16 ? 0 : (__mmask16)((1u << (n_rows - 16)) - 1);
     uint32_t t = t0;
-    for (; t + 4 <= t1; t += 4) qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 4, out, ldo, m0, m1);
+    for (; t + 5 <= t1; t += 5) qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 5, out, ldo, m0, m1);
     switch (t1 - t) {
+    case 4: qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 4, out, ldo, m0, m1); break;
     case 3: qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 3, out, ldo, m0, m1); break;
     case 2: qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 2, out, ldo, m0, m1); break;
     case 1: qgemm_rows(tile, pbytes, n_sub, S, has_min, a8, act, t, 1, out, ldo, m0, m1); break;
