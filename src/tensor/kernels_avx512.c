@@ -1039,10 +1039,4 @@ ALWAYS_INLINE void values_rows(uint32_t type, uint32_t R, const uint8_t *const *
 const g3_kernels g3_kernels_avx512 = {
     .path = G3_CPU_AVX512,
     SIMD_KERNEL_SLOTS,
-    .qdot_rows8 = {[G3_TYPE_Q8_0] = qdot_rows8_q8_0, [G3_TYPE_Q4_0] = qdot_rows8_q4_0,
-                   [G3_TYPE_Q5_0] = qdot_rows8_q5_0, [G3_TYPE_Q4_1] = qdot_rows8_q4_1,
-                   [G3_TYPE_Q5_1] = qdot_rows8_q5_1, [G3_TYPE_IQ4_NL] = qdot_rows8_iq4_nl,
-                   [G3_TYPE_Q4_K] = qdot_rows8_q4_k, [G3_TYPE_Q5_K] = qdot_rows8_q5_k,
-                   [G3_TYPE_Q6_K] = qdot_rows8_q6_k},
-    .qgemm_tile8 = qgemm_tile8,
 };

@@ -465,7 +465,12 @@ FQ_KERNELS(q6_k, G3_TYPE_Q6_K)
                   [G3_TYPE_Q4_K] = qdot_rows_q4_k,                                                               \
                   [G3_TYPE_Q5_K] = qdot_rows_q5_k, [G3_TYPE_Q6_K] = qdot_rows_q6_k},                             \
     .qtile_bytes = qtile_bytes, .qtile_tmp_bytes = qtile_tmp_bytes, .qpack_tile = qpack_tile,                      \
-    .qgemm_tile = qgemm_tile,                                                                                      \
+    .qgemm_tile = qgemm_tile, .qgemm_tile8 = qgemm_tile8,                                                          \
+    .qdot_rows8 = {[G3_TYPE_Q8_0] = qdot_rows8_q8_0, [G3_TYPE_Q4_0] = qdot_rows8_q4_0,                           \
+                   [G3_TYPE_Q5_0] = qdot_rows8_q5_0, [G3_TYPE_Q4_1] = qdot_rows8_q4_1,                           \
+                   [G3_TYPE_Q5_1] = qdot_rows8_q5_1, [G3_TYPE_IQ4_NL] = qdot_rows8_iq4_nl,                       \
+                   [G3_TYPE_Q4_K] = qdot_rows8_q4_k, [G3_TYPE_Q5_K] = qdot_rows8_q5_k,                           \
+                   [G3_TYPE_Q6_K] = qdot_rows8_q6_k},                                                            \
     .fgemv = {[G3_TYPE_F32] = fgemv_f32, [G3_TYPE_F16] = fgemv_f16, [G3_TYPE_BF16] = fgemv_bf16,                 \
               [G3_TYPE_Q8_0] = fgemv_q8_0, [G3_TYPE_Q4_0] = fgemv_q4_0, [G3_TYPE_Q5_0] = fgemv_q5_0,             \
               [G3_TYPE_Q4_1] = fgemv_q4_1, [G3_TYPE_Q5_1] = fgemv_q5_1, [G3_TYPE_IQ4_NL] = fgemv_iq4_nl,         \
