@@ -414,7 +414,15 @@ static void geglu_worker(void *arg, uint32_t ith, uint32_t nth) {
 
 void g3_mm_geglu(g3_mm *mm, const g3_mm_in *in, const g3_matrix *wg, const g3_matrix *wu, float *h, size_t ldh,
                  g3_qa *hq) {
-    geglu_task task = {.mm = mm, .in = in, .wg = wg, .wu = wu, .h = h, .ldh = ldh, .hq = hq};
+    /* decode: the 8-bit form of h is made in the epilogue, while h is in
+     * cache. Batched: afterwards, a row at a time. Made per 32-row tile it
+     * would write 32 bytes (and 4-byte scales) of each of the T rows per
+     * tile: half cache lines, whose other halves the other thread's tile is
+     * writing at the same time (measured on the 1B prefill: the quantizer
+     * stalled on these lines, 8% of the time) */
+    const bool quantize_in_epilogue = decode_split(in);
+    geglu_task task = {.mm = mm, .in = in, .wg = wg, .wu = wu, .h = h, .ldh = ldh,
+                       .hq = quantize_in_epilogue ? hq : NULL};
     if (hq) {
         hq->K = (uint32_t)wg->n_out;
         hq->n_rows = in->T;
@@ -426,15 +434,9 @@ void g3_mm_geglu(g3_mm *mm, const g3_mm_in *in, const g3_matrix *wg, const g3_ma
     task.units = (wg->n_out + task.rows_per_unit - 1) / task.rows_per_unit;
     if (decode_split(in))
         for (uint32_t t = 0; t < mm->nth; t++) chunks_reset(&mm->chunks[t], share_of(wg->n_out, t, mm->nth).n_chunks);
-    /* batched: the 8-bit form is made afterwards, a row at a time. Made per
-     * 32-row tile it would write 32 bytes (and 4-byte scales) of each of
-     * the T rows per tile: half cache lines, whose other halves the other
-     * thread's tile is writing at the same time (measured on the 1B
-     * prefill: the quantizer stalled on these lines, 8% of the time) */
-    if (!decode_split(in)) task.hq = NULL;
     atomic_init(&task.next, 0);
     g3_thread_pool_run(mm->pool, geglu_worker, &task);
-    if (hq && !task.hq) g3_mm_quantize_input(mm, h, ldh, in->T, hq->K, hq);
+    if (hq && !quantize_in_epilogue) g3_mm_quantize_input(mm, h, ldh, in->T, hq->K, hq);
 }
 
 /* ---- inputs: norm and quantization ---- */
