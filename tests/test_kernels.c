@@ -38,6 +38,7 @@
 #include "tensor/matmul.h"
 #include "tensor/ops.h"
 #include "tensor/quant_act.h"
+#include "tensor/repack.h"
 #include "tensor/type_info.h"
 #include "tensor/type_ops.h"
 #include "test_util.h"
@@ -353,6 +354,87 @@ static void test_qgemm_tiles(void **state) {
         free(x);
         free(xq);
         free(w);
+    }
+}
+
+/* ---- Q4_0 and Q8_0 with 16 rows interleaved (repack.h) ---- */
+
+/* The layout round-trips to the file's bytes; the x16 decode kernels match
+ * the references row by row (15- and 8-bit activations), and the panels
+ * made from the groups are byte for byte the ones qpack_tile makes from
+ * the file's rows. */
+static void test_x16_kernels(void **state) {
+    const g3_kernels *paths[2];
+    size_t np = simd_paths(paths);
+    const uint32_t types[] = {G3_TYPE_Q4_0, G3_TYPE_Q8_0};
+    const uint32_t sizes[] = {64, 640, 1152, 2560};
+    const uint32_t N = 48;
+    for (size_t ti = 0; ti < 2; ti++) {
+        const uint32_t type = types[ti];
+        assert_false(g3_x16_supported(type, 96, N));     /* half a unit */
+        assert_false(g3_x16_supported(type, 640, 15));   /* not one group */
+        assert_false(g3_x16_supported(G3_TYPE_Q4_1, 640, N));
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const uint32_t K = sizes[si];
+            size_t rb;
+            uint8_t *w = make_qrows(type, N, K, &rb);
+            const g3_matrix m = {.data = w, .type = type, .n_in = K, .n_out = N, .row_bytes = rb};
+            uint8_t *x16 = g3_x16_pack_matrix(&m);
+            assert_non_null(x16);
+            assert_int_equal(g3_x16_group_bytes(type, K), 16 * rb);
+            uint8_t *back = malloc(rb);
+            for (uint32_t r = 0; r < N; r++) {
+                g3_x16_unpack_row(type, x16 + (r / 16) * 16 * rb, K, r % 16, back);
+                assert_memory_equal(back, w + r * rb, rb);
+            }
+            free(back);
+            float *x = malloc(sizeof(float) * K), *xq = malloc(sizeof(float) * K);
+            fill_acts(x, K);
+            g3_qa qa;
+            assert_int_equal(g3_qa_alloc(&qa, 1, K), 0);
+            quantize_rows_ref(&qa, x, 1, K);
+            const g3_qa_row a = g3_qa_get_row(&qa, 0);
+            for (size_t p = 0; p < np; p++) {
+                const g3_kernels *k = paths[p];
+                if (!k->qdot_x16) continue;
+                for (int a8 = 0; a8 < 2; a8++) {
+                    if (a8)
+                        for (uint32_t i = 0; i < K; i++) xq[i] = 128.0f * a.d[i / 32] * (float)a.q1[i];
+                    else
+                        dequant_act(&qa, 0, xq);
+                    for (uint32_t g = 0; g < N / 16; g++) {
+                        float out[16];
+                        k->qdot_x16(type, x16 + g * 16 * rb, K, &a, a8, out);
+                        for (uint32_t r = 0; r < 16; r++) {
+                            const uint8_t *row = w + (16 * g + r) * rb;
+                            char what[96];
+                            snprintf(what, sizeof what, "%s qdot_x16 %s K=%u a8=%d row %u", g3_cpu_path_name(k->path),
+                                     g3_type_info_get(type)->name, K, a8, 16 * g + r);
+                            const float want = a8 ? g3_qa_dot8_ref(type, row, &a, K) : g3_qa_dot_ref(type, row, &a, K);
+                            check_close(what, out[r], want, abs_dot(type, row, xq, K));
+                        }
+                    }
+                }
+                const size_t tb = (k->qtile_bytes(type, K) + 63) & ~(size_t)63;
+                uint8_t *t1 = aligned_alloc(64, tb), *t2 = aligned_alloc(64, tb);
+                void *tmp = aligned_alloc(64, (k->qtile_tmp_bytes(K) + 63) & ~(size_t)63);
+                for (uint32_t n = 16; n <= 32; n += 16) {
+                    memset(t1, 0xa5, tb);
+                    memset(t2, 0x5a, tb);
+                    k->qpack_tile(type, w + 16 * rb, rb, n, K, t1, tmp);
+                    k->qpack_tile_x16(type, x16 + 16 * rb, n, K, t2);
+                    assert_memory_equal(t1, t2, k->qtile_bytes(type, K));
+                }
+                free(t1);
+                free(t2);
+                free(tmp);
+            }
+            g3_qa_free(&qa);
+            free(x);
+            free(xq);
+            free(x16);
+            free(w);
+        }
     }
 }
 
@@ -737,7 +819,7 @@ static void test_matmul_driver(void **state) {
     g3_error err;
     assert_int_equal(g3_thread_pool_new(3, &pool, &err), 0);
     /* T: decode (1, 5), one tile step (9), more rows than a GeGLU step (70) */
-    const uint32_t K = 256, N1 = 200, N2 = 67, F = 96, Tmax = 70;
+    const uint32_t K = 256, N1 = 208, N2 = 67, F = 96, Tmax = 70;
     const uint32_t Ts[] = {1, 5, 9, Tmax};
     g3_mm mm;
     assert_int_equal(g3_mm_init(&mm, pool, k, Tmax, K, &err), 0);
@@ -748,8 +830,17 @@ static void test_matmul_driver(void **state) {
         size_t rb;
         uint8_t *w1 = make_qrows(type, N1, K, &rb), *w2 = make_qrows(type, N2, K, &rb);
         uint8_t *wg = make_qrows(type, F, K, &rb), *wu = make_qrows(type, F, K, &rb);
-        g3_matrix m1 = {w1, type, K, N1, rb}, m2 = {w2, type, K, N2, rb}, mg = {wg, type, K, F, rb},
-                  mu = {wu, type, K, F, rb};
+        g3_matrix m1 = {w1, type, K, N1, rb, NULL}, m2 = {w2, type, K, N2, rb, NULL}, mg = {wg, type, K, F, rb, NULL},
+                  mu = {wu, type, K, F, rb, NULL};
+        /* Q4_0, Q8_0: all four also interleaved (repack.h), as a model
+         * makes them for a path that reads them: m1 (208 rows: a share ends
+         * at a multiple of 16, not of 32), m2 (67 rows: 3 left without a
+         * group, in the last tile and the last decode share) */
+        m1.x16 = g3_x16_pack_matrix(&m1);
+        m2.x16 = g3_x16_pack_matrix(&m2);
+        mg.x16 = g3_x16_pack_matrix(&mg);
+        mu.x16 = g3_x16_pack_matrix(&mu);
+        assert_true((m2.x16 != NULL) == (type == G3_TYPE_Q4_0 || type == G3_TYPE_Q8_0));
         float *x = malloc(sizeof(float) * Tmax * K), *o1 = malloc(sizeof(float) * Tmax * N1),
               *o2 = malloc(sizeof(float) * Tmax * N2), *h = malloc(sizeof(float) * Tmax * F);
         float *ref = malloc(sizeof(float) * (N1 + 2 * F)), *xq = malloc(sizeof(float) * K);
@@ -798,6 +889,7 @@ static void test_matmul_driver(void **state) {
         g3_qa_free(&qa);
         g3_qa_free(&qh);
         free(w1); free(w2); free(wg); free(wu); free(x); free(o1); free(o2); free(h); free(ref); free(xq);
+        free((void *)m1.x16); free((void *)m2.x16); free((void *)mg.x16); free((void *)mu.x16);
     }
     g3_mm_free(&mm);
     g3_thread_pool_free(pool);
@@ -836,6 +928,7 @@ int main(void) {
         cmocka_unit_test(test_quantize_is_bit_identical),
         cmocka_unit_test(test_qgemv_all_types),
         cmocka_unit_test(test_qdot_rows8_all_types),
+        cmocka_unit_test(test_x16_kernels),
         cmocka_unit_test(test_qgemm_tiles),
         cmocka_unit_test(test_float_kernels),
         cmocka_unit_test(test_vector_ops),

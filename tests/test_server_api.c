@@ -470,7 +470,7 @@ static response chat(const char *body) { return request("POST", "/v1/chat/comple
 static int group_setup(void **state) {
     (void)state;
     const char *extra[] = {"--api-key", KEY, "--max-body", "65536", "--parallel", "2", "--max-queue", "1",
-                           "--ping-interval", "0.2", "--cors", "http://app.example", NULL};
+                           "--ping-interval", "0.02", "--cors", "http://app.example", NULL};
     return start_server(&g_srv, "serve-api.log", extra);
 }
 
@@ -753,8 +753,9 @@ static int wait_idle(int ms) {
     return -1;
 }
 
-/* About 1.5 s of generation on the golden tiny model (-t 1): greedy without
- * a repetition penalty loops without ever reaching <end_of_turn>. */
+/* 2000 tokens on the golden tiny model: 0.1-1.5 s of generation, by the
+ * machine; greedy without a repetition penalty loops without ever reaching
+ * <end_of_turn>. */
 #define LONG_REQ(stream) "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":2000," \
                          "\"temperature\":0,\"repetition_penalty\":1,\"stream\":" stream "}"
 
@@ -805,7 +806,9 @@ static void test_http_queue_full_and_ping(void **state) {
     response r = chat(LONG_REQ("false"));
     assert_non_null(strcasestr(r.raw, "Retry-After:"));
     expect_error(&r, 429, "queue_full");
-    /* the queued stream is kept alive by ": ping" comments (--ping-interval 0.2) */
+    /* the queued stream is kept alive by ": ping" comments (--ping-interval
+     * 0.02: the two streams ahead of it take a tenth of a second or two on
+     * a fast machine, and the queued one must see a ping before then) */
     assert_true(read_until(c, ": ping\n\n", 3000));
     close(a);
     close(b);

@@ -41,3 +41,12 @@ void g3_mapped_file_close(g3_mapped_file *f) {
     f->data = NULL;
     f->size = 0;
 }
+
+void g3_drop_pages(const void *p, size_t n) {
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !p) return;
+    uintptr_t lo = (uintptr_t)p, hi = lo + n;
+    lo = (lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    hi &= ~((uintptr_t)page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}

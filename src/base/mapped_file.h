@@ -17,4 +17,9 @@ typedef struct g3_mapped_file {
 int g3_mapped_file_open(const char *path, g3_mapped_file *out, g3_error *err);
 void g3_mapped_file_close(g3_mapped_file *f);
 
+/* Gives back the whole pages of [p, p + n) of a read-only map: they are
+ * clean file pages, so this only unmaps them (reading them again faults
+ * them back in from the page cache or the file). */
+void g3_drop_pages(const void *p, size_t n);
+
 #endif

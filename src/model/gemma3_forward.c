@@ -383,6 +383,12 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     /* exact activations: no product asks for 8-bit input, so q8_for gives none */
     ctx->mm.f32_acts = params && params->exact_activations;
     ctx->mm.int8_acts = params && params->int8_activations;
+    /* this path's decode and panel kernels read Q4_0/Q8_0 rows interleaved
+     * 16 at a time (tensor/repack.h): made once per model, here, where the
+     * path is known. G3_REPACK=0 keeps the file's layout (benchmarks). */
+    const char *repack = getenv("G3_REPACK");
+    if (k->qdot_x16 && !ctx->mm.f32_acts && !(repack && !strcmp(repack, "0")))
+        g3_weights_make_x16(&((g3_model *)model)->w);
     const uint64_t U = s.n_ubatch, E = c->n_embd, QD = (uint64_t)c->n_head * c->head_dim,
                    KVD = (uint64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
     const uint32_t wide = (uint32_t)(E > QD ? E : QD);

@@ -1,10 +1,13 @@
 #include "model/gemma3_weights.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/error.h"
+#include "base/mapped_file.h"
+#include "tensor/repack.h"
 #include "tensor/type_info.h"
 #include "tensor/type_ops.h"
 
@@ -32,6 +35,7 @@ int g3_weights_get_matrix(const g3_gguf *g, const char *name, uint64_t n_in, uin
     m->type = t->type;
     m->n_in = n_in;
     m->n_out = n_out;
+    m->x16 = NULL;
     return g3_type_row_bytes(t->type, n_in, &m->row_bytes, err) ? g3_error_prefix(err, "tensor '%s': ", name)
                                                                  : 0;
 }
@@ -82,6 +86,7 @@ static int load_layer(const g3_gguf *g, const g3_config *c, uint32_t il, g3_laye
 
 int g3_weights_load(const g3_gguf *g, const g3_config *c, g3_weights *w, g3_error *err) {
     memset(w, 0, sizeof *w);
+    w->n_layer = c->n_layer;
     const size_t per_layer = 4 * (size_t)c->n_embd + 2 * (size_t)c->head_dim;
     w->norms = malloc(sizeof(float) * (per_layer * c->n_layer + c->n_embd));
     w->layers = calloc(c->n_layer, sizeof *w->layers);
@@ -110,7 +115,45 @@ fail:
     return -1;
 }
 
+/* The matrices of the model, the tied output once. */
+static uint32_t all_matrices(g3_weights *w, g3_matrix **out, uint32_t cap) {
+    uint32_t n = 0;
+    if (cap < 2 + 7 * (uint64_t)w->n_layer) return 0;
+    out[n++] = &w->token_embd;
+    if (!w->output_tied) out[n++] = &w->output;
+    for (uint32_t il = 0; w->layers && il < w->n_layer; il++) {
+        g3_layer_weights *L = &w->layers[il];
+        g3_matrix *m[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) out[n++] = m[i];
+    }
+    return n;
+}
+
+uint64_t g3_weights_make_x16(g3_weights *w) {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    g3_matrix *mats[2 + 7 * G3_MAX_LAYERS];
+    uint64_t bytes = 0;
+    pthread_mutex_lock(&lock);
+    if (!w->x16_made) {
+        w->x16_made = true;
+        const uint32_t n = all_matrices(w, mats, sizeof mats / sizeof mats[0]);
+        for (uint32_t i = 0; i < n; i++) {
+            g3_matrix *m = mats[i];
+            if (m->x16 || !(m->x16 = g3_x16_pack_matrix(m))) continue;
+            const uint64_t grouped = g3_x16_grouped_rows(m) * m->row_bytes;
+            bytes += grouped;
+            g3_drop_pages(m->data, grouped);
+        }
+        if (w->output_tied) w->output.x16 = w->token_embd.x16;
+    }
+    pthread_mutex_unlock(&lock);
+    return bytes;
+}
+
 void g3_weights_free(g3_weights *w) {
+    g3_matrix *mats[2 + 7 * G3_MAX_LAYERS];
+    const uint32_t n = all_matrices(w, mats, sizeof mats / sizeof mats[0]);
+    for (uint32_t i = 0; i < n; i++) free((void *)mats[i]->x16);
     free(w->norms);
     free(w->layers);
     memset(w, 0, sizeof *w);

@@ -25,11 +25,23 @@ typedef struct g3_weights {
     bool output_tied;
     const float *output_norm;
     g3_layer_weights *layers;
+    uint32_t n_layer;
     float *norms; /* storage for all norm vectors */
+    bool x16_made; /* g3_weights_make_x16 has run */
 } g3_weights;
 
 int g3_weights_load(const g3_gguf *g, const g3_config *cfg, g3_weights *w, g3_error *err);
 void g3_weights_free(g3_weights *w);
+
+/* Makes the x16 copy (tensor/repack.h) of every matrix that has one, once
+ * per model (later calls, from any thread, return at once). The file's
+ * pages of a repacked matrix are given back (madvise), so the copy takes
+ * their place in memory rather than adding to it; they come back only if
+ * something reads the file's layout again (the embedding lookup reads a
+ * row per token; the exact-activation and CUDA paths read it all). A
+ * matrix whose copy cannot be allocated keeps the file's layout alone: the
+ * same products, at the old speed. Returns the bytes repacked. */
+uint64_t g3_weights_make_x16(g3_weights *w);
 
 /* Looks up a 2-D tensor and checks its shape and that the type is supported. */
 int g3_weights_get_matrix(const g3_gguf *g, const char *name, uint64_t n_in, uint64_t n_out,

@@ -244,15 +244,9 @@ static int copy_metadata(job *j, g3_error *err) {
     return 0;
 }
 
-/* Lets the kernel drop the input pages of a finished tensor: they are clean
- * file pages, so this only unmaps them (reading them again would re-fault). */
+/* Lets the kernel drop the input pages of a finished tensor. */
 static void drop_pages(const g3_gguf *g, const g3_gguf_tensor *t) {
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0 || !g->file.data) return;
-    uintptr_t lo = (uintptr_t)t->data, hi = lo + t->n_bytes;
-    lo = (lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    hi &= ~((uintptr_t)page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    if (g->file.data) g3_drop_pages(t->data, t->n_bytes);
 }
 
 static int write_tensor(job *j, size_t i, g3_error *err) {

@@ -82,6 +82,14 @@ typedef struct g3_kernels {
      * half of g3_mm.int8_acts). NULL: none on this path, qgemm_tile is used. */
     void (*qgemm_tile8)(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
                         uint32_t t1, float *out, size_t ldo, uint32_t n_rows);
+    /* Q4_0 and Q8_0 in the x16 layout (repack.h); NULL on paths without
+     * them (the matrices then keep the file's layout only).
+     * qdot_x16: out[0..16) = the 16 rows of one group . a (a8: 8-bit
+     * activations, as qdot_rows8). qpack_tile_x16: the tile qpack_tile
+     * makes of the same rows, from n_rows (16 or 32) rows of consecutive
+     * groups. */
+    void (*qdot_x16)(uint32_t type, const uint8_t *group, uint32_t K, const g3_qa_row *a, bool a8, float *out);
+    void (*qpack_tile_x16)(uint32_t type, const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile);
 
     /* ---- f32 activations: float weights; quantized weights on the scalar
      * path and in exact-activation mode (g3_mm.f32_acts), dequantized

@@ -34,6 +34,9 @@
 #ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 3072 /* bytes ahead of the weight stream */
 #endif
+#ifndef X16_PREFETCH_AHEAD
+#define X16_PREFETCH_AHEAD 6144
+#endif
 
 ALWAYS_INLINE uint32_t load_u32(const void *p) {
     uint32_t v;
@@ -695,6 +698,110 @@ static void qgemm_tile8(uint32_t type, const uint8_t *tile, uint32_t K, const g3
 }
 
 /* ------------------------------------------------------------------ */
+/* Q4_0 and Q8_0 with 16 rows interleaved (repack.h)                  */
+
+/* One block of 16 rows: the integer sums sum code * Q (a8: code * q1) of
+ * each row in its lane. Four independent chains (q1 and q2 against the
+ * even and odd chunks) keep vpdpbusd's latency out of the way; the
+ * activation groups are broadcast from memory (embedded broadcast). */
+ALWAYS_INLINE __m512i x16_block_sums(const uint8_t *codes, const int8_t *q1, const int8_t *q2, bool q8, bool a8) {
+    __m512i s1a = _mm512_setzero_si512(), s1b = s1a, s2a = s1a, s2b = s1a;
+    if (q8) {
+        for (int c = 0; c < 8; c += 2) {
+            const __m512i v0 = _mm512_load_si512(codes + 64 * c), v1 = _mm512_load_si512(codes + 64 * (c + 1));
+            s1a = _mm512_dpbusd_epi32(s1a, v0, _mm512_set1_epi32(load_i32(q1 + 4 * c)));
+            s1b = _mm512_dpbusd_epi32(s1b, v1, _mm512_set1_epi32(load_i32(q1 + 4 * c + 4)));
+            if (!a8) {
+                s2a = _mm512_dpbusd_epi32(s2a, v0, _mm512_set1_epi32(load_i32(q2 + 4 * c)));
+                s2b = _mm512_dpbusd_epi32(s2b, v1, _mm512_set1_epi32(load_i32(q2 + 4 * c + 4)));
+            }
+        }
+    } else {
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        for (int c = 0; c < 4; c++) {
+            const __m512i v = _mm512_load_si512(codes + 64 * c);
+            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            s1a = _mm512_dpbusd_epi32(s1a, lo, _mm512_set1_epi32(load_i32(q1 + 4 * c)));
+            s1b = _mm512_dpbusd_epi32(s1b, hi, _mm512_set1_epi32(load_i32(q1 + 16 + 4 * c)));
+            if (!a8) {
+                s2a = _mm512_dpbusd_epi32(s2a, lo, _mm512_set1_epi32(load_i32(q2 + 4 * c)));
+                s2b = _mm512_dpbusd_epi32(s2b, hi, _mm512_set1_epi32(load_i32(q2 + 16 + 4 * c)));
+            }
+        }
+    }
+    const __m512i s1 = _mm512_add_epi32(s1a, s1b);
+    if (a8) return s1;
+    return _mm512_add_epi32(_mm512_slli_epi32(s1, 7), _mm512_add_epi32(s2a, s2b));
+}
+
+/* out[r] = row r of the group . a: per block, sum (code - o) Q = isum - o
+ * sum Q, scaled by dw (16 lanes) and da: (isum da - o dsum) dw. */
+ALWAYS_INLINE void x16_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a, bool q8, bool a8, float *out) {
+    const size_t cb = q8 ? 512 : 256, unit = 2 * (32 + cb);
+    const float off = q8 ? -128.0f : -8.0f, da_unit = a8 ? 128.0f : 1.0f;
+    const float *dsum = a8 ? a->dsum8 : a->dsum;
+    __m512 f[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (uint32_t p = 0; p < K / 64; p++, g += unit) {
+        for (size_t l = 0; l < unit; l += 64) _mm_prefetch((const char *)g + X16_PREFETCH_AHEAD + l, _MM_HINT_T0);
+        for (uint32_t h = 0; h < 2; h++) {
+            const uint32_t b = 2 * p + h;
+            const __m512i isum = x16_block_sums(g + 64 + h * cb, a->q1 + 32 * b, a->q2 + 32 * b, q8, a8);
+            const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(g + 32 * h)));
+            const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(a->d[b] * da_unit),
+                                             _mm512_set1_ps(off * dsum[b]));
+            f[h] = _mm512_fmadd_ps(t, dw, f[h]);
+        }
+    }
+    _mm512_storeu_ps(out, _mm512_add_ps(f[0], f[1]));
+}
+
+static void qdot_x16(uint32_t type, const uint8_t *group, uint32_t K, const g3_qa_row *a, bool a8, float *out) {
+    const bool q8 = type == G3_TYPE_Q8_0;
+    if (a8) x16_rows(group, K, a, q8, true, out);
+    else x16_rows(group, K, a, q8, false, out);
+}
+
+/* The panels of qpack_tile straight from the groups: a chunk of 16 rows x
+ * 4 codes is already a panel vector, less the code offset. */
+static void qpack_tile_x16(uint32_t type, const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
+    const bool q8 = type == G3_TYPE_Q8_0;
+    const size_t cb = q8 ? 512 : 256, unit = 2 * (32 + cb), sub = 32 * PR + 8 * PR;
+    const size_t pbytes = (size_t)(K / 32) * sub, gbytes = (size_t)(K / 64) * unit;
+    const __m512i ones = _mm512_set1_epi8(1), m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (uint32_t p = 0; p < 2; p++) {
+        uint8_t *panel = tile + p * pbytes;
+        if (16 * p >= n_rows) {
+            memset(panel, 0, pbytes);
+            continue;
+        }
+        const uint8_t *g = groups + p * gbytes;
+        for (uint32_t b = 0; b < K / 32; b++) {
+            const uint8_t *u = g + (b / 2) * unit, *codes = u + 64 + (b % 2) * cb;
+            uint8_t *ps = panel + b * sub;
+            __m512i wsum = _mm512_setzero_si512();
+            for (int c = 0; c < (q8 ? 8 : 4); c++) {
+                const __m512i v = _mm512_load_si512(codes + 64 * c);
+                if (q8) {
+                    const __m512i w = _mm512_xor_si512(v, flip);
+                    _mm512_storeu_si512(ps + 64 * c, w);
+                    wsum = _mm512_dpbusd_epi32(wsum, ones, w);
+                } else {
+                    const __m512i lo = _mm512_sub_epi8(_mm512_and_si512(v, m4), eight);
+                    const __m512i hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight);
+                    _mm512_storeu_si512(ps + 64 * c, lo);
+                    _mm512_storeu_si512(ps + 64 * (4 + c), hi);
+                    wsum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(wsum, ones, lo), ones, hi);
+                }
+            }
+            float *pscale = (float *)(ps + 32 * PR);
+            _mm512_storeu_ps(pscale, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 32 * (b % 2)))));
+            _mm512_storeu_si512(pscale + PR, _mm512_mullo_epi32(wsum, _mm512_set1_epi32(-129)));
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* float weights                                                       */
 
 /* 16 weights of row w starting at element k, widened exactly to f32. */
@@ -1039,4 +1146,6 @@ ALWAYS_INLINE void values_rows(uint32_t type, uint32_t R, const uint8_t *const *
 const g3_kernels g3_kernels_avx512 = {
     .path = G3_CPU_AVX512,
     SIMD_KERNEL_SLOTS,
+    .qdot_x16 = qdot_x16,
+    .qpack_tile_x16 = qpack_tile_x16,
 };

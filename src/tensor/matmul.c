@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/checked_math.h"
+#include "tensor/repack.h"
 #include "tensor/type_info.h"
 
 /* Rows per work unit of the matrix-vector path: walked as G3_DOT_ROWS
@@ -106,6 +107,10 @@ static g3_qdot_rows_fn qdot_kernel(const g3_mm *mm, const g3_kernels *kk, uint32
     return mm->int8_acts && kk->qdot_rows8[type] ? kk->qdot_rows8[type] : kk->qdot_rows[type];
 }
 
+/* Whether the products with w read its x16 copy (repack.h): group g of
+ * it starts at byte 16 g row_bytes, as row 16 g of the file's layout. */
+static bool uses_x16(const g3_mm *mm, const g3_matrix *w) { return w->x16 && mm->k->qdot_x16; }
+
 static bool use_tiles(const g3_mm *mm, mm_kind kind, uint32_t T) {
     return T >= G3_MM_GEMM_MIN_T && mm->k->panel_rows && kind != KIND_REF;
 }
@@ -113,6 +118,10 @@ static bool use_tiles(const g3_mm *mm, mm_kind kind, uint32_t T) {
 /* Packs the n (<= G3_TILE_ROWS) rows of w from r0 into a tile. */
 static void pack_tile(const g3_mm *mm, uint32_t ith, mm_kind kind, const g3_mm_in *in, const g3_matrix *w,
                       uint64_t r0, uint32_t n, uint8_t *tile) {
+    if (kind == KIND_Q8 && uses_x16(mm, w) && r0 + n <= g3_x16_grouped_rows(w)) { /* r0: a multiple of 32 */
+        mm->k->qpack_tile_x16(w->type, w->x16 + r0 * w->row_bytes, n, in->K, tile);
+        return;
+    }
     const uint8_t *rows = (const uint8_t *)w->data + r0 * w->row_bytes;
     if (kind == KIND_Q8) mm->k->qpack_tile(w->type, rows, w->row_bytes, n, in->K, tile, thread_tmp(mm, ith));
     else mm->k->fpack_tile(w->type, rows, w->row_bytes, n, in->K, (float *)tile);
@@ -221,6 +230,42 @@ static int64_t chunks_take(g3_mm_chunks *c, bool back) {
     }
 }
 
+/* run_steps for a matrix with an x16 copy: the piece [i0, i1) of each
+ * stream in turn, a group of 16 rows at a time. A group is one stretch of
+ * memory (23 KiB at K = 2560), so a piece is one long stretch too and the
+ * kernel's prefetch runs on from one group into the next; taking a group
+ * of each stream in turn instead cost a prefetch distance of misses per
+ * group. (Streams, chunks and shares start at multiples of 32; a share
+ * ends at a multiple of 32 or at n_out.) The last n_out % 16 rows have no
+ * group: they are read in the file's layout. */
+static void run_steps_x16(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w, const share *sh, uint32_t i0,
+                          uint32_t i1, float *out, size_t ldo, uint64_t out_row0) {
+    const uint64_t grouped = g3_x16_grouped_rows(w);
+    for (uint32_t st = 0; st < G3_DOT_ROWS; st++)
+        for (uint32_t i = i0; i < i1; i += G3_X16_ROWS) {
+            const uint64_t r = sh->lo + (uint64_t)st * sh->per + i;
+            if (r >= sh->hi) break;
+            const uint8_t *group = w->x16 + r * w->row_bytes;
+            for (uint32_t t = 0; t < in->T; t++) {
+                float o[G3_X16_ROWS];
+                const g3_qa_row a = g3_qa_get_row(in->q, t);
+                if (r + G3_X16_ROWS <= grouped) {
+                    mm->k->qdot_x16(w->type, group, in->K, &a, mm->int8_acts, o);
+                    memcpy(out + t * ldo + (r - out_row0), o, sizeof o);
+                    continue;
+                }
+                const uint32_t n = (uint32_t)((sh->hi < r + G3_X16_ROWS ? sh->hi : r + G3_X16_ROWS) - r);
+                for (uint32_t j = 0; j < n; j += G3_DOT_ROWS) {
+                    const uint8_t *ptr[G3_DOT_ROWS];
+                    const uint32_t m = n - j < G3_DOT_ROWS ? n - j : G3_DOT_ROWS;
+                    for (uint32_t q = 0; q < m; q++) ptr[q] = (const uint8_t *)w->data + (r + j + q) * w->row_bytes;
+                    qdot_kernel(mm, mm->k, w->type)(ptr, m, in->K, &a, o);
+                    memcpy(out + t * ldo + (r + j - out_row0), o, sizeof(float) * m);
+                }
+            }
+        }
+}
+
 /* Steps [i0, i1) of the streams of a share: rows r = lo + s*per + i for i
  * in [i0, i1); out[t*ldo + r - out_row0]. */
 static void run_steps(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w, const share *sh, uint32_t i0,
@@ -228,6 +273,10 @@ static void run_steps(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *w, c
     const g3_kernels *k = mm->k;
     const mm_kind kind = kind_of(mm, in, w);
     const g3_kernels *kk = kind == KIND_REF ? &g3_kernels_scalar : k;
+    if (kind == KIND_Q8 && uses_x16(mm, w)) {
+        run_steps_x16(mm, in, w, sh, i0, i1, out, ldo, out_row0);
+        return;
+    }
     const uint8_t *base = (const uint8_t *)w->data;
     for (uint32_t i = i0; i < i1; i++) {
         const uint8_t *ptr[G3_DOT_ROWS];

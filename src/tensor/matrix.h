@@ -14,6 +14,9 @@ typedef struct g3_matrix {
     uint64_t n_in;
     uint64_t n_out;
     uint64_t row_bytes;
+    /* the same rows interleaved 16 at a time (tensor/repack.h), made for
+     * the kernels that read that layout; NULL: only the file's layout */
+    const uint8_t *x16;
 } g3_matrix;
 
 static inline const void *g3_matrix_row_ptr(const g3_matrix *m, uint64_t row) {
