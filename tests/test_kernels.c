@@ -379,7 +379,7 @@ static void test_x16_kernels(void **state) {
             size_t rb;
             uint8_t *w = make_qrows(type, N, K, &rb);
             const g3_matrix m = {.data = w, .type = type, .n_in = K, .n_out = N, .row_bytes = rb};
-            uint8_t *x16 = g3_x16_pack_matrix(&m);
+            uint8_t *x16 = g3_x16_pack_matrix(&m, NULL);
             assert_non_null(x16);
             assert_int_equal(g3_x16_group_bytes(type, K), 16 * rb);
             uint8_t *back = malloc(rb);
@@ -836,10 +836,10 @@ static void test_matmul_driver(void **state) {
          * makes them for a path that reads them: m1 (208 rows: a share ends
          * at a multiple of 16, not of 32), m2 (67 rows: 3 left without a
          * group, in the last tile and the last decode share) */
-        m1.x16 = g3_x16_pack_matrix(&m1);
-        m2.x16 = g3_x16_pack_matrix(&m2);
-        mg.x16 = g3_x16_pack_matrix(&mg);
-        mu.x16 = g3_x16_pack_matrix(&mu);
+        m1.x16 = g3_x16_pack_matrix(&m1, pool);
+        m2.x16 = g3_x16_pack_matrix(&m2, pool);
+        mg.x16 = g3_x16_pack_matrix(&mg, pool);
+        mu.x16 = g3_x16_pack_matrix(&mu, pool);
         assert_true((m2.x16 != NULL) == (type == G3_TYPE_Q4_0 || type == G3_TYPE_Q8_0));
         float *x = malloc(sizeof(float) * Tmax * K), *o1 = malloc(sizeof(float) * Tmax * N1),
               *o2 = malloc(sizeof(float) * Tmax * N2), *h = malloc(sizeof(float) * Tmax * F);

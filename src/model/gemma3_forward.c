@@ -388,7 +388,7 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
      * path is known. G3_REPACK=0 keeps the file's layout (benchmarks). */
     const char *repack = getenv("G3_REPACK");
     if (k->qdot_x16 && !ctx->mm.f32_acts && !(repack && !strcmp(repack, "0")))
-        g3_weights_make_x16(&((g3_model *)model)->w);
+        g3_weights_make_x16(&((g3_model *)model)->w, ctx->pool);
     const uint64_t U = s.n_ubatch, E = c->n_embd, QD = (uint64_t)c->n_head * c->head_dim,
                    KVD = (uint64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
     const uint32_t wide = (uint32_t)(E > QD ? E : QD);

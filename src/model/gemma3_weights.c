@@ -129,7 +129,7 @@ static uint32_t all_matrices(g3_weights *w, g3_matrix **out, uint32_t cap) {
     return n;
 }
 
-uint64_t g3_weights_make_x16(g3_weights *w) {
+uint64_t g3_weights_make_x16(g3_weights *w, g3_thread_pool *pool) {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     g3_matrix *mats[2 + 7 * G3_MAX_LAYERS];
     uint64_t bytes = 0;
@@ -139,7 +139,7 @@ uint64_t g3_weights_make_x16(g3_weights *w) {
         const uint32_t n = all_matrices(w, mats, sizeof mats / sizeof mats[0]);
         for (uint32_t i = 0; i < n; i++) {
             g3_matrix *m = mats[i];
-            if (m->x16 || !(m->x16 = g3_x16_pack_matrix(m))) continue;
+            if (m->x16 || !(m->x16 = g3_x16_pack_matrix(m, pool))) continue;
             const uint64_t grouped = g3_x16_grouped_rows(m) * m->row_bytes;
             bytes += grouped;
             g3_drop_pages(m->data, grouped);

@@ -5,6 +5,7 @@
 #define G3_MODEL_GEMMA3_WEIGHTS_H
 
 #include "gemma3.h"
+#include "base/thread_pool.h"
 #include "model/gguf.h"
 #include "tensor/matrix.h"
 
@@ -40,8 +41,9 @@ void g3_weights_free(g3_weights *w);
  * something reads the file's layout again (the embedding lookup reads a
  * row per token; the exact-activation and CUDA paths read it all). A
  * matrix whose copy cannot be allocated keeps the file's layout alone: the
- * same products, at the old speed. Returns the bytes repacked. */
-uint64_t g3_weights_make_x16(g3_weights *w);
+ * same products, at the old speed. The copying runs on the pool's threads.
+ * Returns the bytes repacked. */
+uint64_t g3_weights_make_x16(g3_weights *w, g3_thread_pool *pool);
 
 /* Looks up a 2-D tensor and checks its shape and that the type is supported. */
 int g3_weights_get_matrix(const g3_gguf *g, const char *name, uint64_t n_in, uint64_t n_out,

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tensor/type_info.h"
 
@@ -50,15 +51,36 @@ void g3_x16_unpack_row(uint32_t type, const uint8_t *group, uint64_t K, uint32_t
     }
 }
 
-uint8_t *g3_x16_pack_matrix(const g3_matrix *m) {
+typedef struct pack_task {
+    const g3_matrix *m;
+    uint8_t *dst;
+    size_t group_bytes;
+    uint64_t n_groups;
+} pack_task;
+
+static void pack_groups(void *arg, uint32_t ith, uint32_t nth) {
+    const pack_task *t = arg;
+    uint64_t lo, hi;
+    g3_split_range(t->n_groups, 1, ith, nth, &lo, &hi);
+    for (uint64_t g = lo; g < hi; g++)
+        g3_x16_pack_group(t->m->type, (const uint8_t *)t->m->data + g * t->group_bytes, t->m->row_bytes,
+                          t->m->n_in, t->dst + g * t->group_bytes);
+}
+
+uint8_t *g3_x16_pack_matrix(const g3_matrix *m, g3_thread_pool *pool) {
     if (!g3_x16_supported(m->type, m->n_in, m->n_out)) return NULL;
-    const size_t gb = g3_x16_group_bytes(m->type, m->n_in);
-    const uint64_t n_groups = m->n_out / G3_X16_ROWS;
-    if (gb != G3_X16_ROWS * m->row_bytes || n_groups > SIZE_MAX / gb) return NULL;
+    pack_task t = {.m = m, .group_bytes = g3_x16_group_bytes(m->type, m->n_in), .n_groups = m->n_out / G3_X16_ROWS};
+    if (t.group_bytes != G3_X16_ROWS * m->row_bytes || t.n_groups > SIZE_MAX / t.group_bytes) return NULL;
+    /* 2 MiB aligned and marked for transparent huge pages (where the kernel
+     * gives them on request): the decode walks gigabytes a token, and a
+     * TLB entry per 2 MiB instead of per 4 KiB saves a page walk every
+     * 4 KiB of it; the first touch also faults 512 times less often */
+    const size_t bytes = t.group_bytes * t.n_groups, huge = (size_t)2 << 20;
     void *p = NULL;
-    if (posix_memalign(&p, 64, gb * n_groups) != 0) return NULL;
-    uint8_t *dst = p;
-    for (uint64_t g = 0; g < n_groups; g++)
-        g3_x16_pack_group(m->type, (const uint8_t *)m->data + g * gb, m->row_bytes, m->n_in, dst + g * gb);
-    return dst;
+    if (posix_memalign(&p, bytes >= huge ? huge : 64, bytes) != 0) return NULL;
+    if (bytes >= huge) madvise(p, bytes - bytes % huge, MADV_HUGEPAGE);
+    t.dst = p;
+    if (pool) g3_thread_pool_run(pool, pack_groups, &t);
+    else pack_groups(&t, 0, 1);
+    return t.dst;
 }

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/thread_pool.h"
 #include "tensor/matrix.h"
 
 #define G3_X16_ROWS 16
@@ -60,9 +61,9 @@ void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uin
 /* Row r of a group back in the file's block layout (tests). */
 void g3_x16_unpack_row(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row);
 
-/* The x16 copy of a matrix (its n_out / 16 whole groups), 64-byte aligned;
- * NULL when out of memory or when the matrix cannot be repacked. Free it
- * with free(). */
-uint8_t *g3_x16_pack_matrix(const g3_matrix *m);
+/* The x16 copy of a matrix (its n_out / 16 whole groups), 64-byte aligned,
+ * made on the pool's threads (pool NULL: on this one); NULL when out of
+ * memory or when the matrix cannot be repacked. Free it with free(). */
+uint8_t *g3_x16_pack_matrix(const g3_matrix *m, g3_thread_pool *pool);
 
 #endif
