@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu_features.h"
 #include "base/error.h"
 #include "base/mapped_file.h"
 #include "tensor/repack.h"
@@ -115,6 +116,8 @@ fail:
     return -1;
 }
 
+#define X16_MEMORY_RESERVE ((uint64_t)256 << 20)
+
 /* The matrices of the model, the tied output once. */
 static uint32_t all_matrices(g3_weights *w, g3_matrix **out, uint32_t cap) {
     uint32_t n = 0;
@@ -139,6 +142,12 @@ uint64_t g3_weights_make_x16(g3_weights *w, g3_thread_pool *pool) {
         const uint32_t n = all_matrices(w, mats, sizeof mats / sizeof mats[0]);
         for (uint32_t i = 0; i < n; i++) {
             g3_matrix *m = mats[i];
+            /* the copy is new memory until the file's pages are given back:
+             * on a machine that is short of it, keep the file's layout rather
+             * than push it into swap or the OOM killer (the copy of an
+             * overcommitted allocation fails only when it is touched) */
+            const uint64_t avail = g3_mem_available_bytes();
+            if (avail && avail < m->n_out * m->row_bytes + X16_MEMORY_RESERVE) continue;
             if (m->x16 || !(m->x16 = g3_x16_pack_matrix(m, pool))) continue;
             const uint64_t grouped = g3_x16_grouped_rows(m) * m->row_bytes;
             bytes += grouped;

@@ -40,7 +40,8 @@ void g3_weights_free(g3_weights *w);
  * their place in memory rather than adding to it; they come back only if
  * something reads the file's layout again (the embedding lookup reads a
  * row per token; the exact-activation and CUDA paths read it all). A
- * matrix whose copy cannot be allocated keeps the file's layout alone: the
+ * matrix whose copy cannot be allocated, or would leave less than 256 MiB
+ * of memory available, keeps the file's layout alone: the
  * same products, at the old speed. The copying runs on the pool's threads.
  * Returns the bytes repacked. */
 uint64_t g3_weights_make_x16(g3_weights *w, g3_thread_pool *pool);

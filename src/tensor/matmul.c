@@ -197,21 +197,30 @@ static uint32_t unit_rows(const g3_mm *mm, const g3_mm_in *in, const g3_matrix *
 static bool decode_split(const g3_mm_in *in) { return in->T < G3_MM_GEMM_MIN_T; }
 
 /* The geometry of thread ith's share of a matrix of n rows: rows [lo, hi)
- * as streams of `per` rows (a multiple of 32), chunks of `cs` steps. */
+ * as `streams` streams of `per` rows (a multiple of 32), chunks of `cs`
+ * steps. */
 typedef struct share {
     uint64_t lo, hi;
     uint32_t per, cs, n_chunks;
 } share;
 
-static share share_of(uint64_t n, uint32_t ith, uint32_t nth) {
+static share share_of(uint64_t n, uint32_t ith, uint32_t nth, uint32_t streams) {
     share sh;
     g3_split_range(n, 32, ith, nth, &sh.lo, &sh.hi);
     const uint64_t nr = sh.hi - sh.lo;
-    sh.per = (uint32_t)((nr + 32 * G3_DOT_ROWS - 1) / (32 * G3_DOT_ROWS) * 32);
+    sh.per = (uint32_t)((nr + 32 * streams - 1) / (32 * streams) * 32);
     sh.cs = (sh.per / DECODE_CHUNKS + 31) / 32 * 32;
     if (sh.cs == 0) sh.cs = 32;
     sh.n_chunks = sh.per ? (sh.per + sh.cs - 1) / sh.cs : 0;
     return sh;
+}
+
+/* Streams of a decode share: G3_DOT_ROWS for the file's layout (rows far
+ * apart keep more bytes in flight than one), one for an x16 copy: its
+ * groups are long stretches that the kernel prefetches ahead, and one
+ * stretch per share has no restarts for the prefetch to catch up with. */
+static uint32_t decode_streams(const g3_mm *mm, const g3_matrix *w) {
+    return uses_x16(mm, w) && g3_mm_wants_q8(mm, w) ? 1 : G3_DOT_ROWS;
 }
 
 static void chunks_reset(g3_mm_chunks *c, uint32_t n_chunks) {
@@ -317,7 +326,7 @@ typedef struct matmul_task {
 
 static void matmul_chunk(const matmul_task *task, uint32_t i, uint32_t owner, uint32_t c) {
     const g3_mm_out *o = &task->outs[i];
-    const share sh = share_of(o->w->n_out, owner, task->mm->nth);
+    const share sh = share_of(o->w->n_out, owner, task->mm->nth, decode_streams(task->mm, o->w));
     const uint32_t i0 = c * sh.cs, i1 = i0 + sh.cs < sh.per ? i0 + sh.cs : sh.per;
     run_steps(task->mm, task->in, o->w, &sh, i0, i1, o->out, o->ldo, 0);
 }
@@ -361,7 +370,8 @@ void g3_matmul(g3_mm *mm, const g3_mm_in *in, const g3_mm_out *outs, uint32_t n)
         task.unit_end[i] = units;
         if (decode_split(in))
             for (uint32_t t = 0; t < mm->nth; t++)
-                chunks_reset(&mm->chunks[i * mm->nth + t], share_of(outs[i].w->n_out, t, mm->nth).n_chunks);
+                chunks_reset(&mm->chunks[i * mm->nth + t],
+                             share_of(outs[i].w->n_out, t, mm->nth, decode_streams(mm, outs[i].w)).n_chunks);
     }
     atomic_init(&task.next, 0);
     g3_thread_pool_run(mm->pool, matmul_worker, &task);
@@ -398,9 +408,15 @@ static void geglu_epilogue(const geglu_task *task, uint64_t r0, uint32_t nr, uin
     }
 }
 
+/* gate and up walk the same geometry (the epilogue pairs their rows) */
+static uint32_t geglu_streams(const g3_mm *mm, const g3_matrix *wg, const g3_matrix *wu) {
+    const uint32_t a = decode_streams(mm, wg), b = decode_streams(mm, wu);
+    return a > b ? a : b;
+}
+
 static void geglu_chunk(const geglu_task *task, uint32_t ith, uint32_t owner, uint32_t c) {
     const g3_mm *mm = task->mm;
-    const share sh = share_of(task->wg->n_out, owner, mm->nth);
+    const share sh = share_of(task->wg->n_out, owner, mm->nth, geglu_streams(mm, task->wg, task->wu));
     const uint32_t i0 = c * sh.cs, i1 = i0 + sh.cs < sh.per ? i0 + sh.cs : sh.per;
     const size_t lds = (size_t)(sh.hi - sh.lo); /* stage row stride: the share */
     float *stage = thread_stage(mm, ith);
@@ -482,7 +498,8 @@ void g3_mm_geglu(g3_mm *mm, const g3_mm_in *in, const g3_matrix *wg, const g3_ma
     task.rows_per_unit = tiles ? G3_TILE_ROWS : GEMV_UNIT_ROWS;
     task.units = (wg->n_out + task.rows_per_unit - 1) / task.rows_per_unit;
     if (decode_split(in))
-        for (uint32_t t = 0; t < mm->nth; t++) chunks_reset(&mm->chunks[t], share_of(wg->n_out, t, mm->nth).n_chunks);
+        for (uint32_t t = 0; t < mm->nth; t++)
+            chunks_reset(&mm->chunks[t], share_of(wg->n_out, t, mm->nth, geglu_streams(mm, wg, wu)).n_chunks);
     atomic_init(&task.next, 0);
     g3_thread_pool_run(mm->pool, geglu_worker, &task);
     if (hq && !quantize_in_epilogue) g3_mm_quantize_input(mm, h, ldh, in->T, hq->K, hq);

@@ -2,7 +2,7 @@
  * vision encoder alike.
  *
  * out[t][r] = W[r] . in[t] for T input rows of K values and the n_out rows
- * of W (any supported weight type, memory-mapped, never copied whole).
+ * of W (any supported weight type, memory-mapped, or their x16 copy below).
  * - Quantized weights on a SIMD path take the input as 8-bit activations
  *   (g3_qa, quant_act.h), filled by g3_mm_norm_input/g3_mm_quantize_input;
  *   float weights (and every type on the scalar path, and every type in
@@ -13,6 +13,9 @@
  * - Larger T (prefill, images): 32 weight rows at a time are unpacked once
  *   into a panel (per-thread buffer, cache-resident) and multiplied with all
  *   T input rows by the tile kernels: the weights are read once per batch.
+ * - Q4_0/Q8_0 matrices with an x16 copy (g3_matrix.x16, repack.h) are read
+ *   from it by the paths that have x16 kernels: decode 16 rows at a time,
+ *   prefill panels packed straight from the groups.
  * Several matrices that share an input (q/k/v; gate/up) run as one task, and
  * the feed-forward's gelu(gate) * up and its quantization for the down
  * projection happen in the same pass (g3_mm_geglu). Nothing is allocated
