@@ -700,13 +700,50 @@ static void qgemm_tile8(uint32_t type, const uint8_t *tile, uint32_t K, const g3
 /* ------------------------------------------------------------------ */
 /* Q4_0 and Q8_0 with 16 rows interleaved (repack.h)                  */
 
+enum { X16_Q4_0, X16_Q5_0, X16_Q8_0 };
+
+ALWAYS_INLINE int x16_kind(uint32_t type) {
+    return type == G3_TYPE_Q8_0 ? X16_Q8_0 : type == G3_TYPE_Q5_0 ? X16_Q5_0 : X16_Q4_0;
+}
+
+/* Bytes per block of the codes and of Q5_0's masks; the unit of two blocks */
+ALWAYS_INLINE size_t x16_code_bytes(int kind) { return kind == X16_Q8_0 ? 512 : 256; }
+ALWAYS_INLINE size_t x16_mask_bytes(int kind) { return kind == X16_Q5_0 ? 64 : 0; }
+ALWAYS_INLINE size_t x16_unit_bytes(int kind) { return 2 * (32 + x16_mask_bytes(kind) + x16_code_bytes(kind)); }
+
+/* Codes of block h of a unit, and its masks */
+ALWAYS_INLINE const uint8_t *x16_codes(const uint8_t *u, int kind, uint32_t h) {
+    return u + 64 + 2 * x16_mask_bytes(kind) + h * x16_code_bytes(kind);
+}
+ALWAYS_INLINE const uint8_t *x16_masks(const uint8_t *u, int kind, uint32_t h) {
+    return u + 64 + h * x16_mask_bytes(kind);
+}
+
+/* Chunk c of a Q4_0/Q5_0 block as unsigned codes: lo (values 4c..4c+3 of
+ * each row), hi (values 16+4c..). Q5_0 adds 16 where the fifth bit is set. */
+ALWAYS_INLINE void x16_nibbles(const uint8_t *codes, const uint8_t *masks, int kind, int c, __m512i *lo, __m512i *hi) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i v = _mm512_load_si512(codes + 64 * c);
+    *lo = _mm512_and_si512(v, m4);
+    *hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    if (kind == X16_Q5_0) {
+        uint64_t ml, mh;
+        memcpy(&ml, masks + 8 * c, 8);
+        memcpy(&mh, masks + 8 * (4 + c), 8);
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        *lo = _mm512_mask_add_epi8(*lo, (__mmask64)ml, *lo, sixteen);
+        *hi = _mm512_mask_add_epi8(*hi, (__mmask64)mh, *hi, sixteen);
+    }
+}
+
 /* One block of 16 rows: the integer sums sum code * Q (a8: code * q1) of
  * each row in its lane. Four independent chains (q1 and q2 against the
  * even and odd chunks) keep vpdpbusd's latency out of the way; the
  * activation groups are broadcast from memory (embedded broadcast). */
-ALWAYS_INLINE __m512i x16_block_sums(const uint8_t *codes, const int8_t *q1, const int8_t *q2, bool q8, bool a8) {
+ALWAYS_INLINE __m512i x16_block_sums(const uint8_t *codes, const uint8_t *masks, const int8_t *q1, const int8_t *q2,
+                                     int kind, bool a8) {
     __m512i s1a = _mm512_setzero_si512(), s1b = s1a, s2a = s1a, s2b = s1a;
-    if (q8) {
+    if (kind == X16_Q8_0) {
         for (int c = 0; c < 8; c += 2) {
             const __m512i v0 = _mm512_load_si512(codes + 64 * c), v1 = _mm512_load_si512(codes + 64 * (c + 1));
             s1a = _mm512_dpbusd_epi32(s1a, v0, _mm512_set1_epi32(load_i32(q1 + 4 * c)));
@@ -717,10 +754,9 @@ ALWAYS_INLINE __m512i x16_block_sums(const uint8_t *codes, const int8_t *q1, con
             }
         }
     } else {
-        const __m512i m4 = _mm512_set1_epi8(0x0f);
         for (int c = 0; c < 4; c++) {
-            const __m512i v = _mm512_load_si512(codes + 64 * c);
-            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            __m512i lo, hi;
+            x16_nibbles(codes, masks, kind, c, &lo, &hi);
             s1a = _mm512_dpbusd_epi32(s1a, lo, _mm512_set1_epi32(load_i32(q1 + 4 * c)));
             s1b = _mm512_dpbusd_epi32(s1b, hi, _mm512_set1_epi32(load_i32(q1 + 16 + 4 * c)));
             if (!a8) {
@@ -736,16 +772,18 @@ ALWAYS_INLINE __m512i x16_block_sums(const uint8_t *codes, const int8_t *q1, con
 
 /* out[r] = row r of the group . a: per block, sum (code - o) Q = isum - o
  * sum Q, scaled by dw (16 lanes) and da: (isum da - o dsum) dw. */
-ALWAYS_INLINE void x16_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a, bool q8, bool a8, float *out) {
-    const size_t cb = q8 ? 512 : 256, unit = 2 * (32 + cb);
-    const float off = q8 ? -128.0f : -8.0f, da_unit = a8 ? 128.0f : 1.0f;
+ALWAYS_INLINE void x16_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a, int kind, bool a8, float *out) {
+    const size_t unit = x16_unit_bytes(kind);
+    const float off = kind == X16_Q8_0 ? -128.0f : kind == X16_Q5_0 ? -16.0f : -8.0f;
+    const float da_unit = a8 ? 128.0f : 1.0f;
     const float *dsum = a8 ? a->dsum8 : a->dsum;
     __m512 f[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (uint32_t p = 0; p < K / 64; p++, g += unit) {
         for (size_t l = 0; l < unit; l += 64) _mm_prefetch((const char *)g + X16_PREFETCH_AHEAD + l, _MM_HINT_T0);
         for (uint32_t h = 0; h < 2; h++) {
             const uint32_t b = 2 * p + h;
-            const __m512i isum = x16_block_sums(g + 64 + h * cb, a->q1 + 32 * b, a->q2 + 32 * b, q8, a8);
+            const __m512i isum =
+                x16_block_sums(x16_codes(g, kind, h), x16_masks(g, kind, h), a->q1 + 32 * b, a->q2 + 32 * b, kind, a8);
             const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(g + 32 * h)));
             const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(a->d[b] * da_unit),
                                              _mm512_set1_ps(off * dsum[b]));
@@ -756,19 +794,21 @@ ALWAYS_INLINE void x16_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a, bo
 }
 
 static void qdot_x16(uint32_t type, const uint8_t *group, uint32_t K, const g3_qa_row *a, bool a8, float *out) {
-    const bool q8 = type == G3_TYPE_Q8_0;
-    if (a8) x16_rows(group, K, a, q8, true, out);
-    else x16_rows(group, K, a, q8, false, out);
+    switch (x16_kind(type)) {
+    case X16_Q8_0: a8 ? x16_rows(group, K, a, X16_Q8_0, true, out) : x16_rows(group, K, a, X16_Q8_0, false, out); break;
+    case X16_Q5_0: a8 ? x16_rows(group, K, a, X16_Q5_0, true, out) : x16_rows(group, K, a, X16_Q5_0, false, out); break;
+    default: a8 ? x16_rows(group, K, a, X16_Q4_0, true, out) : x16_rows(group, K, a, X16_Q4_0, false, out); break;
+    }
 }
 
 /* The panels of qpack_tile straight from the groups: a chunk of 16 rows x
  * 4 codes is already a panel vector, less the code offset. */
 static void qpack_tile_x16(uint32_t type, const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
-    const bool q8 = type == G3_TYPE_Q8_0;
-    const size_t cb = q8 ? 512 : 256, unit = 2 * (32 + cb), sub = 32 * PR + 8 * PR;
+    const int kind = x16_kind(type);
+    const size_t unit = x16_unit_bytes(kind), sub = 32 * PR + 8 * PR;
     const size_t pbytes = (size_t)(K / 32) * sub, gbytes = (size_t)(K / 64) * unit;
-    const __m512i ones = _mm512_set1_epi8(1), m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i ones = _mm512_set1_epi8(1), flip = _mm512_set1_epi8((char)0x80);
+    const __m512i offset = _mm512_set1_epi8(kind == X16_Q5_0 ? 16 : 8);
     for (uint32_t p = 0; p < 2; p++) {
         uint8_t *panel = tile + p * pbytes;
         if (16 * p >= n_rows) {
@@ -777,18 +817,19 @@ static void qpack_tile_x16(uint32_t type, const uint8_t *groups, uint32_t n_rows
         }
         const uint8_t *g = groups + p * gbytes;
         for (uint32_t b = 0; b < K / 32; b++) {
-            const uint8_t *u = g + (b / 2) * unit, *codes = u + 64 + (b % 2) * cb;
+            const uint8_t *u = g + (b / 2) * unit, *codes = x16_codes(u, kind, b % 2);
             uint8_t *ps = panel + b * sub;
             __m512i wsum = _mm512_setzero_si512();
-            for (int c = 0; c < (q8 ? 8 : 4); c++) {
-                const __m512i v = _mm512_load_si512(codes + 64 * c);
-                if (q8) {
-                    const __m512i w = _mm512_xor_si512(v, flip);
+            for (int c = 0; c < (kind == X16_Q8_0 ? 8 : 4); c++) {
+                if (kind == X16_Q8_0) {
+                    const __m512i w = _mm512_xor_si512(_mm512_load_si512(codes + 64 * c), flip);
                     _mm512_storeu_si512(ps + 64 * c, w);
                     wsum = _mm512_dpbusd_epi32(wsum, ones, w);
                 } else {
-                    const __m512i lo = _mm512_sub_epi8(_mm512_and_si512(v, m4), eight);
-                    const __m512i hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight);
+                    __m512i lo, hi;
+                    x16_nibbles(codes, x16_masks(u, kind, b % 2), kind, c, &lo, &hi);
+                    lo = _mm512_sub_epi8(lo, offset);
+                    hi = _mm512_sub_epi8(hi, offset);
                     _mm512_storeu_si512(ps + 64 * c, lo);
                     _mm512_storeu_si512(ps + 64 * (4 + c), hi);
                     wsum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(wsum, ones, lo), ones, hi);

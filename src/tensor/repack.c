@@ -7,47 +7,81 @@
 #include "tensor/type_info.h"
 
 bool g3_x16_supported(uint32_t type, uint64_t n_in, uint64_t n_out) {
-    return (type == G3_TYPE_Q4_0 || type == G3_TYPE_Q8_0) && n_in > 0 && n_in % 64 == 0 && n_out >= G3_X16_ROWS;
+    return (type == G3_TYPE_Q4_0 || type == G3_TYPE_Q5_0 || type == G3_TYPE_Q8_0) && n_in > 0 && n_in % 64 == 0 &&
+           n_out >= G3_X16_ROWS;
 }
 
-/* code bytes of one block of 16 rows */
+/* Per block of 16 rows: code bytes, and Q5_0's fifth-bit masks */
 static size_t block_code_bytes(uint32_t type) { return type == G3_TYPE_Q8_0 ? 512 : 256; }
+static size_t block_mask_bytes(uint32_t type) { return type == G3_TYPE_Q5_0 ? 64 : 0; }
 
-size_t g3_x16_unit_bytes(uint32_t type) { return 2 * (32 + block_code_bytes(type)); }
+size_t g3_x16_unit_bytes(uint32_t type) { return 2 * (32 + block_mask_bytes(type) + block_code_bytes(type)); }
 
-/* block size in the file and the number of 64-byte code chunks per block */
-static size_t file_block_bytes(uint32_t type) { return type == G3_TYPE_Q8_0 ? 34 : 18; }
+/* The file's block: bytes, where the codes start, and the 64-byte code
+ * chunks of a block in the copy */
+static size_t file_block_bytes(uint32_t type) { return type == G3_TYPE_Q8_0 ? 34 : type == G3_TYPE_Q5_0 ? 22 : 18; }
+static size_t file_codes_at(uint32_t type) { return type == G3_TYPE_Q5_0 ? 6 : 2; }
 static uint32_t chunks_per_block(uint32_t type) { return type == G3_TYPE_Q8_0 ? 8 : 4; }
 
+/* Where block h (0, 1) of a unit keeps its scales, masks and codes */
+typedef struct unit_parts {
+    size_t scales, masks, codes;
+} unit_parts;
+
+static unit_parts parts_of(uint32_t type, uint32_t h) {
+    const size_t mb = block_mask_bytes(type);
+    return (unit_parts){32 * h, 64 + h * mb, 64 + 2 * mb + h * block_code_bytes(type)};
+}
+
+/* Q5_0 mask m (0..7) of a block: bit 4r + i is the fifth bit of value
+ * 4m + i (m < 4: the low nibbles of chunk m) or 16 + 4(m-4) + i (the high
+ * nibbles of chunk m - 4) of row r; in the file, bit j of qh is value j's */
+static uint32_t q5_value_of_mask_bit(uint32_t m, uint32_t i) { return m < 4 ? 4 * m + i : 16 + 4 * (m - 4) + i; }
+
 void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
-    const size_t bb = file_block_bytes(type), cb = block_code_bytes(type);
+    const size_t bb = file_block_bytes(type), qs = file_codes_at(type);
     const uint32_t nc = chunks_per_block(type);
     const uint8_t flip = type == G3_TYPE_Q8_0 ? 0x80 : 0x00;
     for (uint64_t p = 0; p < K / 64; p++) {
         uint8_t *u = dst + p * g3_x16_unit_bytes(type);
         for (uint32_t h = 0; h < 2; h++) {
-            uint8_t *codes = u + 64 + h * cb;
+            const unit_parts at = parts_of(type, h);
+            uint64_t masks[8] = {0};
             for (uint32_t r = 0; r < G3_X16_ROWS; r++) {
                 const uint8_t *blk = rows + r * row_bytes + (2 * p + h) * bb;
-                memcpy(u + 32 * h + 2 * r, blk, 2);
+                memcpy(u + at.scales + 2 * r, blk, 2);
                 for (uint32_t c = 0; c < nc; c++)
-                    for (uint32_t i = 0; i < 4; i++) codes[64 * c + 4 * r + i] = blk[2 + 4 * c + i] ^ flip;
+                    for (uint32_t i = 0; i < 4; i++) u[at.codes + 64 * c + 4 * r + i] = blk[qs + 4 * c + i] ^ flip;
+                if (type != G3_TYPE_Q5_0) continue;
+                const uint32_t qh = (uint32_t)blk[2] | (uint32_t)blk[3] << 8 | (uint32_t)blk[4] << 16 |
+                                    (uint32_t)blk[5] << 24;
+                for (uint32_t m = 0; m < 8; m++)
+                    for (uint32_t i = 0; i < 4; i++)
+                        masks[m] |= (uint64_t)(qh >> q5_value_of_mask_bit(m, i) & 1) << (4 * r + i);
             }
+            if (type == G3_TYPE_Q5_0) memcpy(u + at.masks, masks, sizeof masks); /* little-endian, as the kernels read them */
         }
     }
 }
 
 void g3_x16_unpack_row(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
-    const size_t bb = file_block_bytes(type), cb = block_code_bytes(type);
+    const size_t bb = file_block_bytes(type), qs = file_codes_at(type);
     const uint32_t nc = chunks_per_block(type);
     const uint8_t flip = type == G3_TYPE_Q8_0 ? 0x80 : 0x00;
     for (uint64_t b = 0; b < K / 32; b++) {
         const uint8_t *u = group + (b / 2) * g3_x16_unit_bytes(type);
-        const uint32_t h = (uint32_t)(b % 2);
+        const unit_parts at = parts_of(type, (uint32_t)(b % 2));
         uint8_t *blk = row + b * bb;
-        memcpy(blk, u + 32 * h + 2 * r, 2);
+        memcpy(blk, u + at.scales + 2 * r, 2);
         for (uint32_t c = 0; c < nc; c++)
-            for (uint32_t i = 0; i < 4; i++) blk[2 + 4 * c + i] = u[64 + h * cb + 64 * c + 4 * r + i] ^ flip;
+            for (uint32_t i = 0; i < 4; i++) blk[qs + 4 * c + i] = u[at.codes + 64 * c + 4 * r + i] ^ flip;
+        if (type != G3_TYPE_Q5_0) continue;
+        uint64_t masks[8];
+        memcpy(masks, u + at.masks, sizeof masks);
+        uint32_t qh = 0;
+        for (uint32_t m = 0; m < 8; m++)
+            for (uint32_t i = 0; i < 4; i++) qh |= (uint32_t)(masks[m] >> (4 * r + i) & 1) << q5_value_of_mask_bit(m, i);
+        for (int k = 0; k < 4; k++) blk[2 + k] = (uint8_t)(qh >> (8 * k));
     }
 }
 

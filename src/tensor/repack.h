@@ -1,5 +1,5 @@
-/* repack.h: Q4_0 and Q8_0 matrices with their rows interleaved 16 at a
- * time ("x16"), the layout the AVX-512 decode and panel kernels read.
+/* repack.h: Q4_0, Q5_0 and Q8_0 matrices with their rows interleaved 16
+ * at a time ("x16"), the layout the AVX-512 decode and panel kernels read.
  *
  * Why: in the file's layout a decode kernel multiplies one row's block with
  * the activation and must then spread that block's scale over the vector
@@ -14,19 +14,23 @@
  *
  * Layout of a group of 16 rows (16 * row_bytes bytes, 64-byte aligned in
  * the copy): K/64 units of two blocks b = 2p, 2p+1, each unit
- *   f16 scale[2][16]                 the blocks' scales, row order (64 bytes)
- *   codes of block 2p, then of 2p+1  chunks of 64 bytes: byte 4r + i of
- *                                    chunk c belongs to row r
- *     Q4_0: 4 chunks; chunk c byte 4r+i = the file's byte qs[4c+i] of row
- *           r: low nibble value 4c+i, high nibble value 16+4c+i (codes
- *           0..15, value = code - 8)
+ *   f16 scale[2][16]        the blocks' scales, row order (64 bytes)
+ *   u64 mask[2][8]          Q5_0 only: the fifth bits (below; 128 bytes)
+ *   codes of block 2p, then of 2p+1: chunks of 64 bytes, byte 4r + i of
+ *                           chunk c belonging to row r
+ *     Q4_0, Q5_0: 4 chunks; chunk c byte 4r+i = the file's byte qs[4c+i] of
+ *           row r: low nibble value 4c+i, high nibble value 16+4c+i (Q4_0
+ *           value = code - 8; Q5_0 value = code + 16 fifth bit - 16)
  *     Q8_0: 8 chunks; chunk c byte 4r+i = value 4c+i + 128 (unsigned, the
  *           vpdpbusd operand; value = code - 128)
- * so a unit is 9 (Q4_0) or 17 (Q8_0) cache lines. Rows of whole units
- * only (n_in % 64 == 0: every Gemma 3 matrix). The copy holds the first
- * n_out - n_out % 16 rows; the last few rows of a matrix like the output
- * (262145 rows: the vocabulary plus the image token) have no group and
- * are read from the file's layout. */
+ *   Q5_0's fifth bits, as the masks of a masked byte add: mask m < 4 holds
+ *   in bit 4r+i the fifth bit of row r's value 4m+i (chunk m's low
+ *   nibbles), mask 4+m that of value 16+4m+i (its high nibbles)
+ * so a unit is 9 (Q4_0), 11 (Q5_0) or 17 (Q8_0) cache lines. Rows of whole
+ * units only (n_in % 64 == 0: every Gemma 3 matrix). The copy holds the
+ * first n_out - n_out % 16 rows; the last few rows of a matrix like the
+ * output (262145 rows: the vocabulary plus the image token) have no group
+ * and are read from the file's layout. */
 #ifndef G3_TENSOR_REPACK_H
 #define G3_TENSOR_REPACK_H
 
@@ -47,7 +51,7 @@ static inline uint64_t g3_x16_grouped_rows(const g3_matrix *m) {
     return m->x16 ? m->n_out - m->n_out % G3_X16_ROWS : 0;
 }
 
-/* Bytes of one two-block unit (576 for Q4_0, 1088 for Q8_0). */
+/* Bytes of one two-block unit (576 for Q4_0, 704 for Q5_0, 1088 for Q8_0). */
 size_t g3_x16_unit_bytes(uint32_t type);
 
 /* Bytes of a group of 16 rows of K values: 16 row_bytes. */
