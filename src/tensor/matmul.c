@@ -220,7 +220,7 @@ static share share_of(uint64_t n, uint32_t ith, uint32_t nth, uint32_t streams) 
  * groups are long stretches that the kernel prefetches ahead, and one
  * stretch per share has no restarts for the prefetch to catch up with. */
 static uint32_t decode_streams(const g3_mm *mm, const g3_matrix *w) {
-    return uses_x16(mm, w) && g3_mm_wants_q8(mm, w) ? 1 : G3_DOT_ROWS;
+    return g3_mm_wants_q8(mm, w) && uses_x16(mm, w) ? 1 : G3_DOT_ROWS;
 }
 
 static void chunks_reset(g3_mm_chunks *c, uint32_t n_chunks) {
