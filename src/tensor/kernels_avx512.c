@@ -793,7 +793,118 @@ ALWAYS_INLINE void x16_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a, in
     _mm512_storeu_ps(out, _mm512_add_ps(f[0], f[1]));
 }
 
+/* Q4_K (repack.h): offsets in a super-block of 16 rows */
+enum { K4X_DMIN = 32, K4X_PLANES = 64, K4X_CODES = 256, K4X_BYTES = 2304 };
+
+/* Sub-block s's 6-bit scale and min of the 16 rows as f32 lanes: ggml's
+ * get_scale_min_k4 on the scale planes (plane k byte r = scales[k] of row r). */
+ALWAYS_INLINE void k4x_scale_min(const uint8_t *planes, int s, __m512 *sc, __m512 *m) {
+    const __m128i m63 = _mm_set1_epi8(63), m15 = _mm_set1_epi8(15), m3 = _mm_set1_epi8(3);
+    __m128i vs, vm;
+    if (s < 4) {
+        vs = _mm_and_si128(_mm_load_si128((const __m128i *)(planes + 16 * s)), m63);
+        vm = _mm_and_si128(_mm_load_si128((const __m128i *)(planes + 16 * (s + 4))), m63);
+    } else {
+        const __m128i x = _mm_load_si128((const __m128i *)(planes + 16 * (s + 4)));
+        const __m128i lo = _mm_load_si128((const __m128i *)(planes + 16 * (s - 4)));
+        const __m128i hi = _mm_load_si128((const __m128i *)(planes + 16 * s));
+        vs = _mm_or_si128(_mm_and_si128(x, m15), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(lo, 6), m3), 4));
+        vm = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(x, 4), m15),
+                          _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(hi, 6), m3), 4));
+    }
+    *sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(vs));
+    *m = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(vm));
+}
+
+/* out[r] = row r of a Q4_K group . a: per sub-block s of a super-block,
+ * d sc_s da_s sum q Q - dmin m_s dsum_s (quant_act.h), with d and dmin
+ * taken out of the sub-block sums. Codes of sub-blocks 2c and 2c+1 share
+ * chunks (low and high nibbles); two chains per sub-block and activation
+ * byte (even and odd chunks) keep vpdpbusd's latency hidden. */
+ALWAYS_INLINE void x16_q4k_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a, bool a8, float *out) {
+    const float da_unit = a8 ? 128.0f : 1.0f;
+    const float *dsum = a8 ? a->dsum8 : a->dsum;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 tot = _mm512_setzero_ps();
+    for (uint32_t sb = 0; sb < K / 256; sb++, g += K4X_BYTES) {
+        for (size_t l = 0; l < K4X_BYTES; l += 64) _mm_prefetch((const char *)g + X16_PREFETCH_AHEAD + l, _MM_HINT_T0);
+        __m512 acc_sc = _mm512_setzero_ps(), acc_m = _mm512_setzero_ps();
+        for (int c = 0; c < 4; c++) {
+            const int8_t *q1 = a->q1 + 256 * sb + 64 * c, *q2 = a->q2 + 256 * sb + 64 * c;
+            __m512i s1[4], s2[4]; /* [0, 1]: sub-block 2c, even and odd chunks; [2, 3]: 2c+1 */
+            for (int k = 0; k < 4; k++) s1[k] = s2[k] = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++) {
+                const __m512i v = _mm512_load_si512(g + K4X_CODES + 64 * (8 * c + j));
+                const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                const int e = j & 1;
+                s1[e] = _mm512_dpbusd_epi32(s1[e], lo, _mm512_set1_epi32(load_i32(q1 + 4 * j)));
+                s1[2 + e] = _mm512_dpbusd_epi32(s1[2 + e], hi, _mm512_set1_epi32(load_i32(q1 + 32 + 4 * j)));
+                if (!a8) {
+                    s2[e] = _mm512_dpbusd_epi32(s2[e], lo, _mm512_set1_epi32(load_i32(q2 + 4 * j)));
+                    s2[2 + e] = _mm512_dpbusd_epi32(s2[2 + e], hi, _mm512_set1_epi32(load_i32(q2 + 32 + 4 * j)));
+                }
+            }
+            for (int h = 0; h < 2; h++) {
+                const int sub = 2 * c + h;
+                __m512i isum = _mm512_add_epi32(s1[2 * h], s1[2 * h + 1]);
+                if (!a8) isum = _mm512_add_epi32(_mm512_slli_epi32(isum, 7), _mm512_add_epi32(s2[2 * h], s2[2 * h + 1]));
+                __m512 sc, m;
+                k4x_scale_min(g + K4X_PLANES, sub, &sc, &m);
+                const uint32_t ab = 8 * sb + (uint32_t)sub;
+                acc_sc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(a->d[ab] * da_unit)), sc,
+                                         acc_sc);
+                acc_m = _mm512_fmadd_ps(m, _mm512_set1_ps(dsum[ab]), acc_m);
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)g));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(g + K4X_DMIN)));
+        tot = _mm512_fnmadd_ps(dmin, acc_m, _mm512_fmadd_ps(d, acc_sc, tot));
+    }
+    _mm512_storeu_ps(out, tot);
+}
+
+/* Q4_K panels (quant_act.h: values q, scale d sc, min -(dmin m)) from the
+ * groups: sub-block 2c takes the low nibbles of chunks 8c..8c+7, 2c+1 the
+ * high ones. */
+static void qpack_tile_q4k_x16(const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
+    const size_t sub = 32 * PR + 12 * PR, pbytes = (size_t)(K / 32) * sub, gbytes = (size_t)(K / 256) * K4X_BYTES;
+    const __m512i ones = _mm512_set1_epi8(1), m4 = _mm512_set1_epi8(0x0f), sign = _mm512_set1_epi32(INT32_MIN);
+    for (uint32_t p = 0; p < 2; p++) {
+        uint8_t *panel = tile + p * pbytes;
+        if (16 * p >= n_rows) {
+            memset(panel, 0, pbytes);
+            continue;
+        }
+        for (uint32_t sb = 0; sb < K / 256; sb++) {
+            const uint8_t *g = groups + p * gbytes + sb * K4X_BYTES;
+            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)g));
+            const __m512 dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(g + K4X_DMIN)));
+            for (int s = 0; s < 8; s++) {
+                uint8_t *ps = panel + (8 * sb + (uint32_t)s) * sub;
+                __m512i wsum = _mm512_setzero_si512();
+                for (int j = 0; j < 8; j++) {
+                    const __m512i v = _mm512_load_si512(g + K4X_CODES + 64 * (8 * (s / 2) + j));
+                    const __m512i w = _mm512_and_si512(s % 2 ? _mm512_srli_epi16(v, 4) : v, m4);
+                    _mm512_storeu_si512(ps + 64 * j, w);
+                    wsum = _mm512_dpbusd_epi32(wsum, ones, w);
+                }
+                __m512 sc, m;
+                k4x_scale_min(g + K4X_PLANES, s, &sc, &m);
+                float *pscale = (float *)(ps + 32 * PR);
+                _mm512_storeu_ps(pscale, _mm512_mul_ps(d, sc));
+                _mm512_storeu_si512(pscale + PR, _mm512_mullo_epi32(wsum, _mm512_set1_epi32(-129)));
+                const __m512 dm = _mm512_mul_ps(dmin, m);
+                _mm512_storeu_ps(pscale + 2 * PR, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(dm), sign)));
+            }
+        }
+    }
+}
+
 static void qdot_x16(uint32_t type, const uint8_t *group, uint32_t K, const g3_qa_row *a, bool a8, float *out) {
+    if (type == G3_TYPE_Q4_K) {
+        a8 ? x16_q4k_rows(group, K, a, true, out) : x16_q4k_rows(group, K, a, false, out);
+        return;
+    }
     switch (x16_kind(type)) {
     case X16_Q8_0: a8 ? x16_rows(group, K, a, X16_Q8_0, true, out) : x16_rows(group, K, a, X16_Q8_0, false, out); break;
     case X16_Q5_0: a8 ? x16_rows(group, K, a, X16_Q5_0, true, out) : x16_rows(group, K, a, X16_Q5_0, false, out); break;
@@ -804,6 +915,10 @@ static void qdot_x16(uint32_t type, const uint8_t *group, uint32_t K, const g3_q
 /* The panels of qpack_tile straight from the groups: a chunk of 16 rows x
  * 4 codes is already a panel vector, less the code offset. */
 static void qpack_tile_x16(uint32_t type, const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
+    if (type == G3_TYPE_Q4_K) {
+        qpack_tile_q4k_x16(groups, n_rows, K, tile);
+        return;
+    }
     const int kind = x16_kind(type);
     const size_t unit = x16_unit_bytes(kind), sub = 32 * PR + 8 * PR;
     const size_t pbytes = (size_t)(K / 32) * sub, gbytes = (size_t)(K / 64) * unit;

@@ -7,7 +7,8 @@
 #include "tensor/type_info.h"
 
 bool g3_x16_supported(uint32_t type, uint64_t n_in, uint64_t n_out) {
-    return (type == G3_TYPE_Q4_0 || type == G3_TYPE_Q5_0 || type == G3_TYPE_Q8_0) && n_in > 0 && n_in % 64 == 0 &&
+    const bool legacy = type == G3_TYPE_Q4_0 || type == G3_TYPE_Q5_0 || type == G3_TYPE_Q8_0;
+    return (legacy || type == G3_TYPE_Q4_K) && n_in > 0 && n_in % g3_x16_unit_values(type) == 0 &&
            n_out >= G3_X16_ROWS;
 }
 
@@ -15,7 +16,9 @@ bool g3_x16_supported(uint32_t type, uint64_t n_in, uint64_t n_out) {
 static size_t block_code_bytes(uint32_t type) { return type == G3_TYPE_Q8_0 ? 512 : 256; }
 static size_t block_mask_bytes(uint32_t type) { return type == G3_TYPE_Q5_0 ? 64 : 0; }
 
-size_t g3_x16_unit_bytes(uint32_t type) { return 2 * (32 + block_mask_bytes(type) + block_code_bytes(type)); }
+size_t g3_x16_unit_bytes(uint32_t type) {
+    return type == G3_TYPE_Q4_K ? 16 * 144 : 2 * (32 + block_mask_bytes(type) + block_code_bytes(type));
+}
 
 /* The file's block: bytes, where the codes start, and the 64-byte code
  * chunks of a block in the copy */
@@ -38,7 +41,42 @@ static unit_parts parts_of(uint32_t type, uint32_t h) {
  * nibbles of chunk m - 4) of row r; in the file, bit j of qh is value j's */
 static uint32_t q5_value_of_mask_bit(uint32_t m, uint32_t i) { return m < 4 ? 4 * m + i : 16 + 4 * (m - 4) + i; }
 
+/* Q4_K, a super-block of 16 rows (2304 bytes): f16 d[16], f16 dmin[16],
+ * the 12 scale bytes as 12 planes of 16 (plane k byte r = scales[k] of row
+ * r), then the codes: chunk 8c + j (c < 4, j < 8) byte 4r + i = qs[32c +
+ * 4j + i] of row r (low nibble: sub-block 2c value 4j+i, high nibble:
+ * sub-block 2c+1 value 4j+i) */
+enum { K4_DMIN = 32, K4_PLANES = 64, K4_CODES = 256 };
+
+static void pack_q4_k(const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
+    for (uint64_t sb = 0; sb < K / 256; sb++) {
+        uint8_t *u = dst + sb * 2304;
+        for (uint32_t r = 0; r < G3_X16_ROWS; r++) {
+            const uint8_t *blk = rows + r * row_bytes + sb * 144;
+            memcpy(u + 2 * r, blk, 2);
+            memcpy(u + K4_DMIN + 2 * r, blk + 2, 2);
+            for (uint32_t k = 0; k < 12; k++) u[K4_PLANES + 16 * k + r] = blk[4 + k];
+            for (uint32_t c = 0; c < 32; c++) memcpy(u + K4_CODES + 64 * c + 4 * r, blk + 16 + 4 * c, 4);
+        }
+    }
+}
+
+static void unpack_q4_k(const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
+    for (uint64_t sb = 0; sb < K / 256; sb++) {
+        const uint8_t *u = group + sb * 2304;
+        uint8_t *blk = row + sb * 144;
+        memcpy(blk, u + 2 * r, 2);
+        memcpy(blk + 2, u + K4_DMIN + 2 * r, 2);
+        for (uint32_t k = 0; k < 12; k++) blk[4 + k] = u[K4_PLANES + 16 * k + r];
+        for (uint32_t c = 0; c < 32; c++) memcpy(blk + 16 + 4 * c, u + K4_CODES + 64 * c + 4 * r, 4);
+    }
+}
+
 void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
+    if (type == G3_TYPE_Q4_K) {
+        pack_q4_k(rows, row_bytes, K, dst);
+        return;
+    }
     const size_t bb = file_block_bytes(type), qs = file_codes_at(type);
     const uint32_t nc = chunks_per_block(type);
     const uint8_t flip = type == G3_TYPE_Q8_0 ? 0x80 : 0x00;
@@ -65,6 +103,10 @@ void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uin
 }
 
 void g3_x16_unpack_row(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
+    if (type == G3_TYPE_Q4_K) {
+        unpack_q4_k(group, K, r, row);
+        return;
+    }
     const size_t bb = file_block_bytes(type), qs = file_codes_at(type);
     const uint32_t nc = chunks_per_block(type);
     const uint8_t flip = type == G3_TYPE_Q8_0 ? 0x80 : 0x00;

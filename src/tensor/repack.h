@@ -1,5 +1,5 @@
-/* repack.h: Q4_0, Q5_0 and Q8_0 matrices with their rows interleaved 16
- * at a time ("x16"), the layout the AVX-512 decode and panel kernels read.
+/* repack.h: Q4_0, Q5_0, Q8_0 and Q4_K matrices with their rows interleaved
+ * 16 at a time ("x16"), the layout the AVX-512 decode and panel kernels read.
  *
  * Why: in the file's layout a decode kernel multiplies one row's block with
  * the activation and must then spread that block's scale over the vector
@@ -26,8 +26,13 @@
  *   Q5_0's fifth bits, as the masks of a masked byte add: mask m < 4 holds
  *   in bit 4r+i the fifth bit of row r's value 4m+i (chunk m's low
  *   nibbles), mask 4+m that of value 16+4m+i (its high nibbles)
- * so a unit is 9 (Q4_0), 11 (Q5_0) or 17 (Q8_0) cache lines. Rows of whole
- * units only (n_in % 64 == 0: every Gemma 3 matrix). The copy holds the
+ * so a unit is 9 (Q4_0), 11 (Q5_0) or 17 (Q8_0) cache lines. Q4_K's unit is
+ * a super-block of 256 values of 16 rows (2304 bytes, 36 lines): f16 d[16],
+ * f16 dmin[16], the 12 scale bytes as 12 planes of 16 (plane k byte r =
+ * scales[k] of row r), then 32 code chunks, chunk 8c + j byte 4r + i =
+ * qs[32c + 4j + i] of row r (low nibble: sub-block 2c, high: 2c+1, value
+ * 4j+i of it). Rows of whole units only (n_in % 64 == 0, % 256 for Q4_K:
+ * every Gemma 3 matrix). The copy holds the
  * first n_out - n_out % 16 rows; the last few rows of a matrix like the
  * output (262145 rows: the vocabulary plus the image token) have no group
  * and are read from the file's layout. */
@@ -40,6 +45,7 @@
 
 #include "base/thread_pool.h"
 #include "tensor/matrix.h"
+#include "tensor/type_info.h"
 
 #define G3_X16_ROWS 16
 
@@ -51,12 +57,15 @@ static inline uint64_t g3_x16_grouped_rows(const g3_matrix *m) {
     return m->x16 ? m->n_out - m->n_out % G3_X16_ROWS : 0;
 }
 
-/* Bytes of one two-block unit (576 for Q4_0, 704 for Q5_0, 1088 for Q8_0). */
+/* Values of a row per unit (64: two blocks; 256 for Q4_K: a super-block),
+ * and the unit's bytes for 16 rows (576 for Q4_0, 704 for Q5_0, 1088 for
+ * Q8_0, 2304 for Q4_K). */
+static inline uint32_t g3_x16_unit_values(uint32_t type) { return type == G3_TYPE_Q4_K ? 256 : 64; }
 size_t g3_x16_unit_bytes(uint32_t type);
 
 /* Bytes of a group of 16 rows of K values: 16 row_bytes. */
 static inline size_t g3_x16_group_bytes(uint32_t type, uint64_t K) {
-    return (size_t)(K / 64) * g3_x16_unit_bytes(type);
+    return (size_t)(K / g3_x16_unit_values(type)) * g3_x16_unit_bytes(type);
 }
 
 /* Rows [16 g, 16 g + 16) of rows (row_bytes apart) into one group at dst. */
