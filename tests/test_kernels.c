@@ -357,7 +357,7 @@ static void test_qgemm_tiles(void **state) {
     }
 }
 
-/* ---- Q4_0, Q5_0, Q8_0 and Q4_K with 16 rows interleaved (repack.h) ---- */
+/* ---- Q4_0, Q5_0, Q8_0, Q4_K and Q6_K with 16 rows interleaved (repack.h) ---- */
 
 /* The layout round-trips to the file's bytes; the x16 decode kernels match
  * the references row by row (15- and 8-bit activations), and the panels
@@ -366,7 +366,7 @@ static void test_qgemm_tiles(void **state) {
 static void test_x16_kernels(void **state) {
     const g3_kernels *paths[2];
     size_t np = simd_paths(paths);
-    const uint32_t types[] = {G3_TYPE_Q4_0, G3_TYPE_Q5_0, G3_TYPE_Q8_0, G3_TYPE_Q4_K};
+    const uint32_t types[] = {G3_TYPE_Q4_0, G3_TYPE_Q5_0, G3_TYPE_Q8_0, G3_TYPE_Q4_K, G3_TYPE_Q6_K};
     const uint32_t sizes[] = {64, 256, 640, 1152, 2304, 2560};
     const uint32_t N = 48;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -374,11 +374,11 @@ static void test_x16_kernels(void **state) {
         assert_false(g3_x16_supported(type, 96, N));     /* half a unit */
         assert_false(g3_x16_supported(type, 640, 15));   /* not one group */
         assert_false(g3_x16_supported(G3_TYPE_Q4_1, 640, N));
-        assert_false(g3_x16_supported(G3_TYPE_Q6_K, 2560, N));
+        assert_false(g3_x16_supported(G3_TYPE_Q5_K, 2560, N));
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
             const uint32_t K = sizes[si];
             if (!g3_x16_supported(type, K, N)) {
-                assert_true(type == G3_TYPE_Q4_K && K % 256 != 0);
+                assert_true((type == G3_TYPE_Q4_K || type == G3_TYPE_Q6_K) && K % 256 != 0);
                 continue;
             }
             size_t rb;
@@ -837,7 +837,7 @@ static void test_matmul_driver(void **state) {
         uint8_t *wg = make_qrows(type, F, K, &rb), *wu = make_qrows(type, F, K, &rb);
         g3_matrix m1 = {w1, type, K, N1, rb, NULL}, m2 = {w2, type, K, N2, rb, NULL}, mg = {wg, type, K, F, rb, NULL},
                   mu = {wu, type, K, F, rb, NULL};
-        /* Q4_0, Q5_0, Q8_0, Q4_K: all four also interleaved (repack.h), as a model
+        /* Q4_0, Q5_0, Q8_0, Q4_K, Q6_K: all four also interleaved (repack.h), as a model
          * makes them for a path that reads them: m1 (208 rows: a share ends
          * at a multiple of 16, not of 32), m2 (67 rows: 3 left without a
          * group, in the last tile and the last decode share) */
@@ -846,7 +846,7 @@ static void test_matmul_driver(void **state) {
         mg.x16 = g3_x16_pack_matrix(&mg, pool);
         mu.x16 = g3_x16_pack_matrix(&mu, pool);
         assert_true((m2.x16 != NULL) == (type == G3_TYPE_Q4_0 || type == G3_TYPE_Q5_0 || type == G3_TYPE_Q8_0 ||
-                                         type == G3_TYPE_Q4_K));
+                                         type == G3_TYPE_Q4_K || type == G3_TYPE_Q6_K));
         float *x = malloc(sizeof(float) * Tmax * K), *o1 = malloc(sizeof(float) * Tmax * N1),
               *o2 = malloc(sizeof(float) * Tmax * N2), *h = malloc(sizeof(float) * Tmax * F);
         float *ref = malloc(sizeof(float) * (N1 + 2 * F)), *xq = malloc(sizeof(float) * K);

@@ -904,9 +904,113 @@ static void qpack_tile_q4k_x16(const uint8_t *groups, uint32_t n_rows, uint32_t 
     }
 }
 
+/* Q6_K (repack.h): offsets in a super-block of 16 rows (3360 bytes: the
+ * odd super-blocks start mid-line, so its loads are unaligned) */
+enum { K6X_MASKS = 2048, K6X_PLANES = 3072, K6X_D = 3328, K6X_BYTES = 3360 };
+
+/* Chunk k of a Q6_K super-block as 6-bit codes: lo (values 4j+i of half
+ * h = k / 16, j = k % 16) and hi (values 64 + 4j + i), the two high bits
+ * added under their masks. */
+ALWAYS_INLINE void k6x_codes(const uint8_t *g, int k, __m512i *lo, __m512i *hi) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), c16 = _mm512_set1_epi8(16), c32 = _mm512_set1_epi8(32);
+    const __m512i v = _mm512_loadu_si512(g + 64 * k);
+    uint64_t m[4];
+    memcpy(m, g + K6X_MASKS + 32 * k, sizeof m);
+    __m512i l = _mm512_and_si512(v, m4), h = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    l = _mm512_mask_add_epi8(l, (__mmask64)m[0], l, c16);
+    l = _mm512_mask_add_epi8(l, (__mmask64)m[1], l, c32);
+    h = _mm512_mask_add_epi8(h, (__mmask64)m[2], h, c16);
+    h = _mm512_mask_add_epi8(h, (__mmask64)m[3], h, c32);
+    *lo = l;
+    *hi = h;
+}
+
+/* out[r] = row r of a Q6_K group . a: per 16-value sub-block s, d sc_s
+ * da_{s/2} (sum q Q - 32 sum Q), d taken out of the sub-block sums. Sub-
+ * blocks 8h + q (low nibbles of chunks 16h + 4q ..) and 8h + 4 + q (their
+ * high nibbles) are summed side by side. */
+ALWAYS_INLINE void x16_q6k_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a, bool a8, float *out) {
+    const float da_unit = a8 ? 128.0f : 1.0f;
+    const int32_t *s16 = a8 ? a->s8_16 : a->s16;
+    __m512 tot = _mm512_setzero_ps();
+    for (uint32_t sb = 0; sb < K / 256; sb++, g += K6X_BYTES) {
+        for (size_t l = 0; l < K6X_BYTES; l += 64) _mm_prefetch((const char *)g + X16_PREFETCH_AHEAD + l, _MM_HINT_T0);
+        __m512 acc = _mm512_setzero_ps();
+        for (int h = 0; h < 2; h++)
+            for (int q = 0; q < 4; q++) {
+                const size_t at = 256 * (size_t)sb + 128 * h + 16 * q; /* first value of sub-block 8h + q */
+                const int8_t *q1 = a->q1 + at, *q2 = a->q2 + at;
+                __m512i s1l = _mm512_setzero_si512(), s1h = s1l, s2l = s1l, s2h = s1l;
+                for (int j = 0; j < 4; j++) {
+                    __m512i lo, hi;
+                    k6x_codes(g, 16 * h + 4 * q + j, &lo, &hi);
+                    s1l = _mm512_dpbusd_epi32(s1l, lo, _mm512_set1_epi32(load_i32(q1 + 4 * j)));
+                    s1h = _mm512_dpbusd_epi32(s1h, hi, _mm512_set1_epi32(load_i32(q1 + 64 + 4 * j)));
+                    if (!a8) {
+                        s2l = _mm512_dpbusd_epi32(s2l, lo, _mm512_set1_epi32(load_i32(q2 + 4 * j)));
+                        s2h = _mm512_dpbusd_epi32(s2h, hi, _mm512_set1_epi32(load_i32(q2 + 64 + 4 * j)));
+                    }
+                }
+                if (!a8) {
+                    s1l = _mm512_add_epi32(_mm512_slli_epi32(s1l, 7), s2l);
+                    s1h = _mm512_add_epi32(_mm512_slli_epi32(s1h, 7), s2h);
+                }
+                for (int e = 0; e < 2; e++) {
+                    const uint32_t sub = 8 * (uint32_t)h + 4 * (uint32_t)e + (uint32_t)q; /* of the super-block */
+                    const uint32_t v0 = 256 * sb + 16 * sub;
+                    const __m512i isum = _mm512_sub_epi32(e ? s1h : s1l, _mm512_set1_epi32(32 * s16[v0 / 16]));
+                    const __m512 sc = _mm512_cvtepi32_ps(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + K6X_PLANES + 16 * sub))));
+                    acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(a->d[v0 / 32] * da_unit)),
+                                          sc, acc);
+                }
+            }
+        tot = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + K6X_D))), acc, tot);
+    }
+    _mm512_storeu_ps(out, tot);
+}
+
+/* Q6_K panels (S = 16: values q - 32, scale d sc) from the groups. */
+static void qpack_tile_q6k_x16(const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
+    const size_t sub = 16 * PR + 8 * PR, pbytes = (size_t)(K / 16) * sub, gbytes = (size_t)(K / 256) * K6X_BYTES;
+    const __m512i ones = _mm512_set1_epi8(1), c32 = _mm512_set1_epi8(32);
+    for (uint32_t p = 0; p < 2; p++) {
+        uint8_t *panel = tile + p * pbytes;
+        if (16 * p >= n_rows) {
+            memset(panel, 0, pbytes);
+            continue;
+        }
+        for (uint32_t sb = 0; sb < K / 256; sb++) {
+            const uint8_t *g = groups + p * gbytes + sb * K6X_BYTES;
+            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + K6X_D)));
+            for (uint32_t s = 0; s < 16; s++) {
+                const uint32_t h = s / 8, e = (s % 8) / 4, q = s % 4;
+                uint8_t *ps = panel + (16 * sb + s) * sub;
+                __m512i wsum = _mm512_setzero_si512();
+                for (uint32_t j = 0; j < 4; j++) {
+                    __m512i lo, hi;
+                    k6x_codes(g, (int)(16 * h + 4 * q + j), &lo, &hi);
+                    const __m512i w = _mm512_sub_epi8(e ? hi : lo, c32);
+                    _mm512_storeu_si512(ps + 64 * j, w);
+                    wsum = _mm512_dpbusd_epi32(wsum, ones, w);
+                }
+                const __m512 sc = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + K6X_PLANES + 16 * s))));
+                float *pscale = (float *)(ps + 16 * PR);
+                _mm512_storeu_ps(pscale, _mm512_mul_ps(d, sc));
+                _mm512_storeu_si512(pscale + PR, _mm512_mullo_epi32(wsum, _mm512_set1_epi32(-129)));
+            }
+        }
+    }
+}
+
 static void qdot_x16(uint32_t type, const uint8_t *group, uint32_t K, const g3_qa_row *a, bool a8, float *out) {
     if (type == G3_TYPE_Q4_K) {
         a8 ? x16_q4k_rows(group, K, a, true, out) : x16_q4k_rows(group, K, a, false, out);
+        return;
+    }
+    if (type == G3_TYPE_Q6_K) {
+        a8 ? x16_q6k_rows(group, K, a, true, out) : x16_q6k_rows(group, K, a, false, out);
         return;
     }
     switch (x16_kind(type)) {
@@ -921,6 +1025,10 @@ static void qdot_x16(uint32_t type, const uint8_t *group, uint32_t K, const g3_q
 static void qpack_tile_x16(uint32_t type, const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
     if (type == G3_TYPE_Q4_K) {
         qpack_tile_q4k_x16(groups, n_rows, K, tile);
+        return;
+    }
+    if (type == G3_TYPE_Q6_K) {
+        qpack_tile_q6k_x16(groups, n_rows, K, tile);
         return;
     }
     const int kind = x16_kind(type);

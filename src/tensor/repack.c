@@ -8,7 +8,7 @@
 
 bool g3_x16_supported(uint32_t type, uint64_t n_in, uint64_t n_out) {
     const bool legacy = type == G3_TYPE_Q4_0 || type == G3_TYPE_Q5_0 || type == G3_TYPE_Q8_0;
-    return (legacy || type == G3_TYPE_Q4_K) && n_in > 0 && n_in % g3_x16_unit_values(type) == 0 &&
+    return (legacy || type == G3_TYPE_Q4_K || type == G3_TYPE_Q6_K) && n_in > 0 && n_in % g3_x16_unit_values(type) == 0 &&
            n_out >= G3_X16_ROWS;
 }
 
@@ -17,7 +17,9 @@ static size_t block_code_bytes(uint32_t type) { return type == G3_TYPE_Q8_0 ? 51
 static size_t block_mask_bytes(uint32_t type) { return type == G3_TYPE_Q5_0 ? 64 : 0; }
 
 size_t g3_x16_unit_bytes(uint32_t type) {
-    return type == G3_TYPE_Q4_K ? 16 * 144 : 2 * (32 + block_mask_bytes(type) + block_code_bytes(type));
+    if (type == G3_TYPE_Q4_K) return 16 * 144;
+    if (type == G3_TYPE_Q6_K) return 16 * 210;
+    return 2 * (32 + block_mask_bytes(type) + block_code_bytes(type));
 }
 
 /* The file's block: bytes, where the codes start, and the 64-byte code
@@ -72,9 +74,77 @@ static void unpack_q4_k(const uint8_t *group, uint64_t K, uint32_t r, uint8_t *r
     }
 }
 
+/* Q6_K, a super-block of 16 rows (3360 bytes): the codes' low 4 bits in 32
+ * chunks, chunk 16h + j byte 4r + i = ql[64h + 4j + i] of row r (low nibble:
+ * value 128h + 4j + i, high nibble: value 128h + 64 + 4j + i); per chunk 4
+ * masks of the high two bits (low nibbles' bit 4, their bit 5, high
+ * nibbles' bit 4, bit 5: bit 4r + i); the 16 int8 scales as 16 planes of 16;
+ * f16 d[16]. */
+enum { K6_MASKS = 2048, K6_PLANES = 3072, K6_D = 3328 };
+
+/* the two high bits of value t (0..127) of half h of a Q6_K block */
+static uint32_t q6_high_bits(const uint8_t *blk, uint32_t h, uint32_t t) {
+    return blk[128 + 32 * h + t % 32] >> (2 * (t / 32)) & 3;
+}
+
+static void pack_q6_k(const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
+    for (uint64_t sb = 0; sb < K / 256; sb++) {
+        uint8_t *u = dst + sb * 3360;
+        uint64_t masks[32][4] = {{0}};
+        for (uint32_t r = 0; r < G3_X16_ROWS; r++) {
+            const uint8_t *blk = rows + r * row_bytes + sb * 210;
+            memcpy(u + K6_D + 2 * r, blk + 208, 2);
+            for (uint32_t k = 0; k < 16; k++) u[K6_PLANES + 16 * k + r] = blk[192 + k];
+            for (uint32_t h = 0; h < 2; h++)
+                for (uint32_t j = 0; j < 16; j++) {
+                    memcpy(u + 64 * (16 * h + j) + 4 * r, blk + 64 * h + 4 * j, 4);
+                    for (uint32_t i = 0; i < 4; i++) {
+                        const uint32_t lo = q6_high_bits(blk, h, 4 * j + i), hi = q6_high_bits(blk, h, 64 + 4 * j + i);
+                        uint64_t *m = masks[16 * h + j];
+                        const uint32_t bit = 4 * r + i;
+                        m[0] |= (uint64_t)(lo & 1) << bit;
+                        m[1] |= (uint64_t)(lo >> 1) << bit;
+                        m[2] |= (uint64_t)(hi & 1) << bit;
+                        m[3] |= (uint64_t)(hi >> 1) << bit;
+                    }
+                }
+        }
+        memcpy(u + K6_MASKS, masks, sizeof masks);
+    }
+}
+
+static void unpack_q6_k(const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
+    for (uint64_t sb = 0; sb < K / 256; sb++) {
+        const uint8_t *u = group + sb * 3360;
+        uint8_t *blk = row + sb * 210;
+        uint64_t masks[32][4];
+        memcpy(masks, u + K6_MASKS, sizeof masks);
+        memcpy(blk + 208, u + K6_D + 2 * r, 2);
+        for (uint32_t k = 0; k < 16; k++) blk[192 + k] = u[K6_PLANES + 16 * k + r];
+        memset(blk + 128, 0, 64);
+        for (uint32_t h = 0; h < 2; h++)
+            for (uint32_t j = 0; j < 16; j++) {
+                memcpy(blk + 64 * h + 4 * j, u + 64 * (16 * h + j) + 4 * r, 4);
+                const uint64_t *m = masks[16 * h + j];
+                for (uint32_t i = 0; i < 4; i++) {
+                    const uint32_t bit = 4 * r + i;
+                    const uint32_t lo = (uint32_t)(m[0] >> bit & 1) | (uint32_t)(m[1] >> bit & 1) << 1;
+                    const uint32_t hi = (uint32_t)(m[2] >> bit & 1) | (uint32_t)(m[3] >> bit & 1) << 1;
+                    const uint32_t tl = 4 * j + i, th = 64 + 4 * j + i;
+                    blk[128 + 32 * h + tl % 32] |= (uint8_t)(lo << (2 * (tl / 32)));
+                    blk[128 + 32 * h + th % 32] |= (uint8_t)(hi << (2 * (th / 32)));
+                }
+            }
+    }
+}
+
 void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
     if (type == G3_TYPE_Q4_K) {
         pack_q4_k(rows, row_bytes, K, dst);
+        return;
+    }
+    if (type == G3_TYPE_Q6_K) {
+        pack_q6_k(rows, row_bytes, K, dst);
         return;
     }
     const size_t bb = file_block_bytes(type), qs = file_codes_at(type);
@@ -105,6 +175,10 @@ void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uin
 void g3_x16_unpack_row(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
     if (type == G3_TYPE_Q4_K) {
         unpack_q4_k(group, K, r, row);
+        return;
+    }
+    if (type == G3_TYPE_Q6_K) {
+        unpack_q6_k(group, K, r, row);
         return;
     }
     const size_t bb = file_block_bytes(type), qs = file_codes_at(type);

@@ -1,4 +1,4 @@
-/* repack.h: Q4_0, Q5_0, Q8_0 and Q4_K matrices with their rows interleaved
+/* repack.h: Q4_0, Q5_0, Q8_0, Q4_K and Q6_K matrices with their rows interleaved
  * 16 at a time ("x16"), the layout the AVX-512 decode and panel kernels read.
  *
  * Why: in the file's layout a decode kernel multiplies one row's block with
@@ -31,8 +31,13 @@
  * f16 dmin[16], the 12 scale bytes as 12 planes of 16 (plane k byte r =
  * scales[k] of row r), then 32 code chunks, chunk 8c + j byte 4r + i =
  * qs[32c + 4j + i] of row r (low nibble: sub-block 2c, high: 2c+1, value
- * 4j+i of it). Rows of whole units only (n_in % 64 == 0, % 256 for Q4_K:
- * every Gemma 3 matrix). The copy holds the
+ * 4j+i of it). Q6_K's super-block of 16 rows (3360 bytes, not a whole
+ * number of lines: its kernels load unaligned): 32 chunks of the codes' low
+ * 4 bits (chunk 16h + j byte 4r + i = ql[64h + 4j + i] of row r), per chunk
+ * 4 masks of 64 bits with the two high bits (of the low nibbles' values,
+ * then of the high ones'), the 16 int8 scales as 16 planes of 16, f16 d[16].
+ * Rows of whole units only (n_in % 64 == 0, % 256 for the K-quants: every
+ * Gemma 3 matrix). The copy holds the
  * first n_out - n_out % 16 rows; the last few rows of a matrix like the
  * output (262145 rows: the vocabulary plus the image token) have no group
  * and are read from the file's layout. */
@@ -57,10 +62,12 @@ static inline uint64_t g3_x16_grouped_rows(const g3_matrix *m) {
     return m->x16 ? m->n_out - m->n_out % G3_X16_ROWS : 0;
 }
 
-/* Values of a row per unit (64: two blocks; 256 for Q4_K: a super-block),
- * and the unit's bytes for 16 rows (576 for Q4_0, 704 for Q5_0, 1088 for
- * Q8_0, 2304 for Q4_K). */
-static inline uint32_t g3_x16_unit_values(uint32_t type) { return type == G3_TYPE_Q4_K ? 256 : 64; }
+/* Values of a row per unit (64: two blocks; 256 for Q4_K and Q6_K: a
+ * super-block), and the unit's bytes for 16 rows (576 for Q4_0, 704 for
+ * Q5_0, 1088 for Q8_0, 2304 for Q4_K, 3360 for Q6_K). */
+static inline uint32_t g3_x16_unit_values(uint32_t type) {
+    return type == G3_TYPE_Q4_K || type == G3_TYPE_Q6_K ? 256 : 64;
+}
 size_t g3_x16_unit_bytes(uint32_t type);
 
 /* Bytes of a group of 16 rows of K values: 16 row_bytes. */
