@@ -1,7 +1,7 @@
 /* mapped_file.h: read-only memory mapping of a whole file.
  * Model weights are used in place from the map, so the OS page cache is
  * the only copy and loading is instant; the exception is the x16 copy of
- * Q4_0/Q5_0/Q8_0/Q4_K matrices for the AVX-512 kernels (tensor/repack.h), whose
+ * Q4_0/Q5_0/Q8_0/Q4_K/Q6_K matrices for the AVX-512 kernels (tensor/repack.h), whose
  * file pages are then given back (g3_drop_pages). */
 #ifndef G3_BASE_MAPPED_FILE_H
 #define G3_BASE_MAPPED_FILE_H

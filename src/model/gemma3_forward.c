@@ -383,7 +383,7 @@ int g3_context_new(const g3_model *model, const g3_context_params *params, g3_co
     /* exact activations: no product asks for 8-bit input, so q8_for gives none */
     ctx->mm.f32_acts = params && params->exact_activations;
     ctx->mm.int8_acts = params && params->int8_activations;
-    /* this path's decode and panel kernels read Q4_0/Q5_0/Q8_0/Q4_K rows
+    /* this path's decode and panel kernels read Q4_0/Q5_0/Q8_0/Q4_K/Q6_K rows
      * 16 at a time (tensor/repack.h): made once per model, here, where the
      * path is known. G3_REPACK=0 keeps the file's layout (benchmarks). */
     const char *repack = getenv("G3_REPACK");

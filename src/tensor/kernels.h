@@ -82,7 +82,7 @@ typedef struct g3_kernels {
      * half of g3_mm.int8_acts). NULL: none on this path, qgemm_tile is used. */
     void (*qgemm_tile8)(uint32_t type, const uint8_t *tile, uint32_t K, const g3_qa *act, uint32_t t0,
                         uint32_t t1, float *out, size_t ldo, uint32_t n_rows);
-    /* Q4_0, Q5_0, Q8_0 and Q4_K in the x16 layout (repack.h); NULL on paths without
+    /* Q4_0, Q5_0, Q8_0, Q4_K and Q6_K in the x16 layout (repack.h); NULL on paths without
      * them (the matrices then keep the file's layout only).
      * qdot_x16: out[0..16) = the 16 rows of one group . a (a8: 8-bit
      * activations, as qdot_rows8). qpack_tile_x16: the tile qpack_tile

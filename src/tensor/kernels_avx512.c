@@ -19,7 +19,7 @@
  *   bytes per vector; each vpdpbusd then does 64 multiply-adds for 16 rows
  *   with one broadcast group of 4 activation bytes, and the activation
  *   offset (+128, qu) is undone by the panel's per-row correction.
- * - Q4_0, Q5_0, Q8_0 and Q4_K matrices with an x16 copy (repack.h): the
+ * - Q4_0, Q5_0, Q8_0, Q4_K and Q6_K matrices with an x16 copy (repack.h): the
  *   copy's chunks are already 16 rows x 4 codes, so decode multiplies them
  *   with broadcast activation groups (lane r = row r, no permute, no
  *   reduction) and the panels are the chunks less the code offset.
@@ -702,7 +702,7 @@ static void qgemm_tile8(uint32_t type, const uint8_t *tile, uint32_t K, const g3
 }
 
 /* ------------------------------------------------------------------ */
-/* Q4_0, Q5_0, Q8_0, Q4_K with 16 rows interleaved (repack.h)       */
+/* Q4_0, Q5_0, Q8_0, Q4_K, Q6_K with 16 rows interleaved (repack.h) */
 
 enum { X16_Q4_0, X16_Q5_0, X16_Q8_0 };
 

@@ -13,9 +13,9 @@
  * - Larger T (prefill, images): 32 weight rows at a time are unpacked once
  *   into a panel (per-thread buffer, cache-resident) and multiplied with all
  *   T input rows by the tile kernels: the weights are read once per batch.
- * - Q4_0/Q5_0/Q8_0/Q4_K matrices with an x16 copy (g3_matrix.x16, repack.h) are read
- *   from it by the paths that have x16 kernels: decode 16 rows at a time,
- *   prefill panels packed straight from the groups.
+ * - Q4_0/Q5_0/Q8_0/Q4_K/Q6_K matrices with an x16 copy (g3_matrix.x16,
+ *   repack.h) are read from it by the paths that have x16 kernels: decode
+ *   16 rows at a time, prefill panels packed straight from the groups.
  * Several matrices that share an input (q/k/v; gate/up) run as one task, and
  * the feed-forward's gelu(gate) * up and its quantization for the down
  * projection happen in the same pass (g3_mm_geglu). Nothing is allocated
