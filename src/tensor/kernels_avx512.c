@@ -867,43 +867,6 @@ ALWAYS_INLINE void x16_q4k_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a
     _mm512_storeu_ps(out, tot);
 }
 
-/* Q4_K panels (quant_act.h: values q, scale d sc, min -(dmin m)) from the
- * groups: sub-block 2c takes the low nibbles of chunks 8c..8c+7, 2c+1 the
- * high ones. */
-static void qpack_tile_q4k_x16(const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
-    const size_t sub = 32 * PR + 12 * PR, pbytes = (size_t)(K / 32) * sub, gbytes = (size_t)(K / 256) * K4X_BYTES;
-    const __m512i ones = _mm512_set1_epi8(1), m4 = _mm512_set1_epi8(0x0f), sign = _mm512_set1_epi32(INT32_MIN);
-    for (uint32_t p = 0; p < 2; p++) {
-        uint8_t *panel = tile + p * pbytes;
-        if (16 * p >= n_rows) {
-            memset(panel, 0, pbytes);
-            continue;
-        }
-        for (uint32_t sb = 0; sb < K / 256; sb++) {
-            const uint8_t *g = groups + p * gbytes + sb * K4X_BYTES;
-            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)g));
-            const __m512 dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(g + K4X_DMIN)));
-            for (int s = 0; s < 8; s++) {
-                uint8_t *ps = panel + (8 * sb + (uint32_t)s) * sub;
-                __m512i wsum = _mm512_setzero_si512();
-                for (int j = 0; j < 8; j++) {
-                    const __m512i v = _mm512_load_si512(g + K4X_CODES + 64 * (8 * (s / 2) + j));
-                    const __m512i w = _mm512_and_si512(s % 2 ? _mm512_srli_epi16(v, 4) : v, m4);
-                    _mm512_storeu_si512(ps + 64 * j, w);
-                    wsum = _mm512_dpbusd_epi32(wsum, ones, w);
-                }
-                __m512 sc, m;
-                k4x_scale_min(g + K4X_PLANES, s, &sc, &m);
-                float *pscale = (float *)(ps + 32 * PR);
-                _mm512_storeu_ps(pscale, _mm512_mul_ps(d, sc));
-                _mm512_storeu_si512(pscale + PR, _mm512_mullo_epi32(wsum, _mm512_set1_epi32(-129)));
-                const __m512 dm = _mm512_mul_ps(dmin, m);
-                _mm512_storeu_ps(pscale + 2 * PR, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(dm), sign)));
-            }
-        }
-    }
-}
-
 /* Q6_K (repack.h): offsets in a super-block of 16 rows (3360 bytes: the
  * odd super-blocks start mid-line, so its loads are unaligned) */
 enum { K6X_MASKS = 2048, K6X_PLANES = 3072, K6X_D = 3328, K6X_BYTES = 3360 };
@@ -970,37 +933,59 @@ ALWAYS_INLINE void x16_q6k_rows(const uint8_t *g, uint32_t K, const g3_qa_row *a
     _mm512_storeu_ps(out, tot);
 }
 
-/* Q6_K panels (S = 16: values q - 32, scale d sc) from the groups. */
-static void qpack_tile_q6k_x16(const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
-    const size_t sub = 16 * PR + 8 * PR, pbytes = (size_t)(K / 16) * sub, gbytes = (size_t)(K / 256) * K6X_BYTES;
-    const __m512i ones = _mm512_set1_epi8(1), c32 = _mm512_set1_epi8(32);
+/* Panel sub-block s of a K-quant super-block of 16 rows at g (quant_act.h):
+ * Q4_K (S = 32): values q from the low (s even) or high nibbles of chunks
+ * 8(s/2).., scale d sc, min -(dmin m); Q6_K (S = 16): values q - 32 from
+ * chunks 16h + 4q' .. (s = 8h + 4e + q', e picking the nibble), scale d sc. */
+ALWAYS_INLINE void kquant_panel_sub(const uint8_t *g, bool q6, uint32_t s, uint8_t *ps) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    const uint32_t S = q6 ? 16 : 32;
+    __m512i wsum = _mm512_setzero_si512();
+    __m512 sc, m = _mm512_setzero_ps(), d;
+    for (uint32_t j = 0; j < S / 4; j++) {
+        __m512i w;
+        if (q6) {
+            __m512i lo, hi;
+            k6x_codes(g, (int)(16 * (s / 8) + 4 * (s % 4) + j), &lo, &hi);
+            w = _mm512_sub_epi8((s % 8) / 4 ? hi : lo, _mm512_set1_epi8(32));
+        } else {
+            const __m512i v = _mm512_load_si512(g + K4X_CODES + 64 * (8 * (s / 2) + j));
+            w = _mm512_and_si512(s % 2 ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(0x0f));
+        }
+        _mm512_storeu_si512(ps + 64 * j, w);
+        wsum = _mm512_dpbusd_epi32(wsum, ones, w);
+    }
+    if (q6) {
+        sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + K6X_PLANES + 16 * s))));
+        d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + K6X_D)));
+    } else {
+        k4x_scale_min(g + K4X_PLANES, (int)s, &sc, &m);
+        d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)g));
+    }
+    float *pscale = (float *)(ps + S * PR);
+    _mm512_storeu_ps(pscale, _mm512_mul_ps(d, sc));
+    _mm512_storeu_si512(pscale + PR, _mm512_mullo_epi32(wsum, _mm512_set1_epi32(-129)));
+    if (!q6) { /* -(dmin m), negated by its sign bit as the reference's unary minus */
+        const __m512 dm = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(g + K4X_DMIN))), m);
+        _mm512_storeu_ps(pscale + 2 * PR,
+                         _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(dm), _mm512_set1_epi32(INT32_MIN))));
+    }
+}
+
+/* Q4_K and Q6_K panels from the groups, byte for byte qpack_tile's. */
+static void qpack_tile_kquant_x16(bool q6, const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
+    const uint32_t S = q6 ? 16 : 32, n_sub = 256 / S;
+    const size_t sub = (size_t)S * PR + (q6 ? 8 : 12) * PR, pbytes = (size_t)(K / S) * sub;
+    const size_t sb_bytes = q6 ? K6X_BYTES : K4X_BYTES, gbytes = (size_t)(K / 256) * sb_bytes;
     for (uint32_t p = 0; p < 2; p++) {
         uint8_t *panel = tile + p * pbytes;
         if (16 * p >= n_rows) {
             memset(panel, 0, pbytes);
             continue;
         }
-        for (uint32_t sb = 0; sb < K / 256; sb++) {
-            const uint8_t *g = groups + p * gbytes + sb * K6X_BYTES;
-            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + K6X_D)));
-            for (uint32_t s = 0; s < 16; s++) {
-                const uint32_t h = s / 8, e = (s % 8) / 4, q = s % 4;
-                uint8_t *ps = panel + (16 * sb + s) * sub;
-                __m512i wsum = _mm512_setzero_si512();
-                for (uint32_t j = 0; j < 4; j++) {
-                    __m512i lo, hi;
-                    k6x_codes(g, (int)(16 * h + 4 * q + j), &lo, &hi);
-                    const __m512i w = _mm512_sub_epi8(e ? hi : lo, c32);
-                    _mm512_storeu_si512(ps + 64 * j, w);
-                    wsum = _mm512_dpbusd_epi32(wsum, ones, w);
-                }
-                const __m512 sc = _mm512_cvtepi32_ps(
-                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(g + K6X_PLANES + 16 * s))));
-                float *pscale = (float *)(ps + 16 * PR);
-                _mm512_storeu_ps(pscale, _mm512_mul_ps(d, sc));
-                _mm512_storeu_si512(pscale + PR, _mm512_mullo_epi32(wsum, _mm512_set1_epi32(-129)));
-            }
-        }
+        for (uint32_t sb = 0; sb < K / 256; sb++)
+            for (uint32_t s = 0; s < n_sub; s++)
+                kquant_panel_sub(groups + p * gbytes + sb * sb_bytes, q6, s, panel + (n_sub * sb + s) * sub);
     }
 }
 
@@ -1023,12 +1008,8 @@ static void qdot_x16(uint32_t type, const uint8_t *group, uint32_t K, const g3_q
 /* The panels of qpack_tile straight from the groups: a chunk of 16 rows x
  * 4 codes is already a panel vector, less the code offset. */
 static void qpack_tile_x16(uint32_t type, const uint8_t *groups, uint32_t n_rows, uint32_t K, uint8_t *tile) {
-    if (type == G3_TYPE_Q4_K) {
-        qpack_tile_q4k_x16(groups, n_rows, K, tile);
-        return;
-    }
-    if (type == G3_TYPE_Q6_K) {
-        qpack_tile_q6k_x16(groups, n_rows, K, tile);
+    if (type == G3_TYPE_Q4_K || type == G3_TYPE_Q6_K) {
+        qpack_tile_kquant_x16(type == G3_TYPE_Q6_K, groups, n_rows, K, tile);
         return;
     }
     const int kind = x16_kind(type);

@@ -50,7 +50,8 @@ static uint32_t q5_value_of_mask_bit(uint32_t m, uint32_t i) { return m < 4 ? 4 
  * sub-block 2c+1 value 4j+i) */
 enum { K4_DMIN = 32, K4_PLANES = 64, K4_CODES = 256 };
 
-static void pack_q4_k(const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
+static void pack_q4_k(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
+    (void)type;
     for (uint64_t sb = 0; sb < K / 256; sb++) {
         uint8_t *u = dst + sb * 2304;
         for (uint32_t r = 0; r < G3_X16_ROWS; r++) {
@@ -63,7 +64,8 @@ static void pack_q4_k(const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t
     }
 }
 
-static void unpack_q4_k(const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
+static void unpack_q4_k(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
+    (void)type;
     for (uint64_t sb = 0; sb < K / 256; sb++) {
         const uint8_t *u = group + sb * 2304;
         uint8_t *blk = row + sb * 144;
@@ -87,7 +89,8 @@ static uint32_t q6_high_bits(const uint8_t *blk, uint32_t h, uint32_t t) {
     return blk[128 + 32 * h + t % 32] >> (2 * (t / 32)) & 3;
 }
 
-static void pack_q6_k(const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
+static void pack_q6_k(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
+    (void)type;
     for (uint64_t sb = 0; sb < K / 256; sb++) {
         uint8_t *u = dst + sb * 3360;
         uint64_t masks[32][4] = {{0}};
@@ -113,7 +116,8 @@ static void pack_q6_k(const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t
     }
 }
 
-static void unpack_q6_k(const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
+static void unpack_q6_k(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
+    (void)type;
     for (uint64_t sb = 0; sb < K / 256; sb++) {
         const uint8_t *u = group + sb * 3360;
         uint8_t *blk = row + sb * 210;
@@ -138,15 +142,8 @@ static void unpack_q6_k(const uint8_t *group, uint64_t K, uint32_t r, uint8_t *r
     }
 }
 
-void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
-    if (type == G3_TYPE_Q4_K) {
-        pack_q4_k(rows, row_bytes, K, dst);
-        return;
-    }
-    if (type == G3_TYPE_Q6_K) {
-        pack_q6_k(rows, row_bytes, K, dst);
-        return;
-    }
+/* Q4_0, Q5_0, Q8_0: units of two 32-blocks */
+static void pack_legacy(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
     const size_t bb = file_block_bytes(type), qs = file_codes_at(type);
     const uint32_t nc = chunks_per_block(type);
     const uint8_t flip = type == G3_TYPE_Q8_0 ? 0x80 : 0x00;
@@ -172,15 +169,7 @@ void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uin
     }
 }
 
-void g3_x16_unpack_row(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
-    if (type == G3_TYPE_Q4_K) {
-        unpack_q4_k(group, K, r, row);
-        return;
-    }
-    if (type == G3_TYPE_Q6_K) {
-        unpack_q6_k(group, K, r, row);
-        return;
-    }
+static void unpack_legacy(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
     const size_t bb = file_block_bytes(type), qs = file_codes_at(type);
     const uint32_t nc = chunks_per_block(type);
     const uint8_t flip = type == G3_TYPE_Q8_0 ? 0x80 : 0x00;
@@ -199,6 +188,26 @@ void g3_x16_unpack_row(uint32_t type, const uint8_t *group, uint64_t K, uint32_t
             for (uint32_t i = 0; i < 4; i++) qh |= (uint32_t)(masks[m] >> (4 * r + i) & 1) << q5_value_of_mask_bit(m, i);
         for (int k = 0; k < 4; k++) blk[2 + k] = (uint8_t)(qh >> (8 * k));
     }
+}
+
+/* Each layout's packer and unpacker */
+typedef struct x16_codec {
+    void (*pack)(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst);
+    void (*unpack)(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row);
+} x16_codec;
+
+static const x16_codec *codec_of(uint32_t type) {
+    static const x16_codec legacy = {pack_legacy, unpack_legacy}, q4_k = {pack_q4_k, unpack_q4_k},
+                           q6_k = {pack_q6_k, unpack_q6_k};
+    return type == G3_TYPE_Q4_K ? &q4_k : type == G3_TYPE_Q6_K ? &q6_k : &legacy;
+}
+
+void g3_x16_pack_group(uint32_t type, const uint8_t *rows, size_t row_bytes, uint64_t K, uint8_t *dst) {
+    codec_of(type)->pack(type, rows, row_bytes, K, dst);
+}
+
+void g3_x16_unpack_row(uint32_t type, const uint8_t *group, uint64_t K, uint32_t r, uint8_t *row) {
+    codec_of(type)->unpack(type, group, K, r, row);
 }
 
 typedef struct pack_task {
